@@ -1,0 +1,42 @@
+"""autotimm: Jupyter-first object detection with any timm backbone.
+
+Public names are imported lazily, so ``import autotimm`` is fast and works with only the core
+dependencies installed; optional extras (widgets, FiftyOne, ONNX) load when first used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    "ObjectDetector": "autotimm.detector",
+    "FeatureBackboneConfig": "autotimm.models.backbone",
+    "list_backbones": "autotimm.models.backbone",
+    "register_loss": "autotimm.losses.registry",
+    "list_losses": "autotimm.losses.registry",
+    "TransformConfig": "autotimm.preprocessing",
+    "DetectionDataModule": "autotimm.data.datamodule",
+    "MetricConfig": "autotimm.metrics.manager",
+    "MetricManager": "autotimm.metrics.manager",
+    "LoggingConfig": "autotimm.metrics.logging_config",
+    "AutoTrainer": "autotimm.training.trainer",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'autotimm' has no attribute '{name}'")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,94 @@
+"""Turn anything a user calls an image into an RGB uint8 tensor [3, H, W] in the ORIGINAL frame."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from torch import Tensor
+
+ImageLike = Any  # str | os.PathLike | PIL.Image.Image | np.ndarray | Tensor
+
+
+def read_pil(path: str | os.PathLike) -> Image.Image:
+    """Open an image file as RGB with its EXIF orientation applied.
+
+    Greyscale, RGBA, palette and CMYK files all come back as RGB. Raises ``FileNotFoundError`` or
+    ``ValueError`` naming the file when it is missing or cannot be decoded.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Image file not found: '{path}'.")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            im = ImageOps.exif_transpose(im)
+            return pil_to_rgb(im)
+    except (OSError, SyntaxError, ValueError) as err:
+        raise ValueError(f"Cannot decode image '{path}': {err}") from err
+
+
+def pil_to_rgb(im: Image.Image) -> Image.Image:
+    """Convert any PIL mode to RGB; transparent pixels become white instead of black noise."""
+    if im.mode == "RGB":
+        return im
+    if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
+        im = im.convert("RGBA")
+        background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, im).convert("RGB")
+    return im.convert("RGB")
+
+
+def load_image(image: ImageLike) -> Tensor:
+    """Load one image as Tensor[3, H, W] uint8 RGB.
+
+    Args:
+        image: a file path, a PIL image, an HxWxC (or HxW) uint8 numpy array, or a CxHxW tensor
+            (uint8 0..255 or float 0..1).
+
+    Raises:
+        ValueError / TypeError naming what was received and what is accepted.
+    """
+    if isinstance(image, (str, os.PathLike)):
+        image = read_pil(image)
+    if isinstance(image, Image.Image):
+        image = np.asarray(pil_to_rgb(ImageOps.exif_transpose(image)))
+    if isinstance(image, np.ndarray):
+        if image.ndim == 2:
+            image = np.repeat(image[:, :, None], 3, axis=2)
+        if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
+            raise ValueError(
+                f"A numpy image must be HxW or HxWxC with C in (1, 3, 4); got shape {image.shape}."
+            )
+        if image.dtype != np.uint8:
+            raise ValueError(f"A numpy image must be uint8 (0..255); got dtype {image.dtype}.")
+        if image.shape[2] == 1:
+            image = np.repeat(image, 3, axis=2)
+        image = torch.from_numpy(np.ascontiguousarray(image[:, :, :3])).permute(2, 0, 1)
+        return image.contiguous()
+    if isinstance(image, Tensor):
+        if image.ndim != 3 or image.shape[0] not in (1, 3):
+            raise ValueError(
+                f"An image tensor must be CxHxW with C in (1, 3); got shape {tuple(image.shape)}."
+            )
+        if image.shape[0] == 1:
+            image = image.expand(3, -1, -1)
+        if image.dtype == torch.uint8:
+            return image.contiguous()
+        if image.is_floating_point():
+            if image.numel() and (image.min() < 0 or image.max() > 1):
+                raise ValueError(
+                    "A float image tensor must hold values in [0, 1] (un-normalised); got range "
+                    f"[{float(image.min()):.3g}, {float(image.max()):.3g}]. Pass raw pixels: "
+                    "predict() applies the model's own normalisation."
+                )
+            return (image * 255).round().to(torch.uint8).contiguous()
+        raise ValueError(f"Image tensor dtype must be uint8 or float; got {image.dtype}.")
+    raise TypeError(
+        f"Cannot read an image from {type(image).__name__}; pass a path, a PIL image, an HxWxC "
+        "uint8 numpy array or a CxHxW tensor."
+    )
