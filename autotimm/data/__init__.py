@@ -1,0 +1,48 @@
+"""Data layer: annotation readers, transforms, the detection dataset and its LightningDataModule.
+
+Samples are ``(uint8 image Tensor[3, S, S], target)`` with target boxes x1y1x2y2 in the INPUT frame
+(the letterboxed tensor); ``target["letterbox"]`` and ``target["orig_size"]`` map them back to the
+ORIGINAL frame (the image file's pixels).
+
+Names are imported lazily, so ``autotimm.data.letterbox`` and friends load without Lightning.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS: dict[str, str] = {
+    "Annotations": "autotimm.data.records",
+    "AugmentConfig": "autotimm.data.transforms",
+    "DetectionDataModule": "autotimm.data.datamodule",
+    "DetectionDataset": "autotimm.data.dataset",
+    "DetectionRecord": "autotimm.data.records",
+    "DisableStrongAugment": "autotimm.data.strong_augment",
+    "ExampleDataset": "autotimm.data.examples",
+    "PRESETS": "autotimm.data.transforms",
+    "collate_detection": "autotimm.data.dataset",
+    "default_num_workers": "autotimm.data.datamodule",
+    "example": "autotimm.data.examples",
+    "read_annotations": "autotimm.data.readers",
+    "read_coco": "autotimm.data.readers",
+    "read_csv": "autotimm.data.readers",
+    "read_voc": "autotimm.data.readers",
+    "read_yolo": "autotimm.data.readers",
+    "validate_records": "autotimm.data.validation",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'autotimm.data' has no attribute '{name}'")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

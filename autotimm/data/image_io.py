@@ -92,3 +92,27 @@ def load_image(image: ImageLike) -> Tensor:
         f"Cannot read an image from {type(image).__name__}; pass a path, a PIL image, an HxWxC "
         "uint8 numpy array or a CxHxW tensor."
     )
+
+
+_EXIF_ORIENTATION = 0x0112
+_TRANSPOSED = (5, 6, 7, 8)  # EXIF orientations that swap width and height
+
+
+def read_image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(width, height) of an image file in the ORIGINAL frame, i.e. after its EXIF orientation.
+
+    Reads the header only, so it is cheap; it does not prove that the pixel data decodes.
+
+    Raises:
+        FileNotFoundError / ValueError naming the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Image file not found: '{path}'.")
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+            orientation = im.getexif().get(_EXIF_ORIENTATION, 1)
+    except (OSError, SyntaxError, ValueError) as err:
+        raise ValueError(f"Cannot read the header of image '{path}': {err}") from err
+    return (height, width) if orientation in _TRANSPOSED else (width, height)

@@ -1,0 +1,287 @@
+"""``DetectionDataModule``: annotation files in any supported format -> Lightning dataloaders.
+
+Batches are ``(images, targets)``: uint8 Tensor[B, 3, S, S] (letterboxed, not normalised) and a
+list of B target dicts in the INPUT frame (see :mod:`autotimm.data.dataset`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from autotimm.data.dataset import DetectionDataset, DifficultPolicy, collate_detection
+from autotimm.data.readers import FORMATS, AnnotationFormat, read_annotations
+from autotimm.data.records import Annotations
+from autotimm.data.transforms import Augment, resolve_augment
+from autotimm.data.validation import ImageCheck, validate_records
+
+SPLITS = ("train", "val", "test")
+PathLike = str | os.PathLike
+
+
+def default_num_workers() -> int:
+    """``min(8, usable CPU cores)``: enough to feed a GPU, without flooding a small machine."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        cores = os.cpu_count() or 1
+    return min(8, cores)
+
+
+class DetectionDataModule(L.LightningDataModule):
+    """Train/val/test detection data from COCO, Pascal VOC, YOLO or CSV annotations.
+
+    Args:
+        train, val, test: the split's annotation source: a COCO json, a VOC xml folder or list
+            file, a YOLO ``data.yaml`` (the split key is the argument's name) or a csv. At least one.
+        format: "coco", "voc", "yolo" or "csv".
+        images_dir: folder of the images (one for all splits, or ``{"train": ..., "val": ...}``);
+            default: next to the annotation file (see each reader).
+        image_size: side S of the square, letterboxed network input.
+        batch_size: training batch size.
+        num_workers: DataLoader workers; default :func:`default_num_workers`.
+        augment: training augmentation: "none", "default", "strong" (mosaic + mixup), an
+            ``AugmentConfig`` or a callable on tv_tensors (see ``DetectionDataset``). Validation,
+            test and predict always use the plain letterbox.
+        strict: raise on unusable images instead of skipping them with one warning.
+        class_names: fixed class order for VOC/CSV (for COCO/YOLO it must match the file's).
+        val_batch_size: batch size of val/test/predict loaders; default ``batch_size``.
+        image_check: up-front image check, "decode" (catches truncated files), "header" or "none".
+        difficult: what VOC ``difficult`` boxes become: "ignore" regions, ordinary boxes ("keep")
+            or nothing ("drop").
+        min_box_size: boxes narrower or lower than this many original pixels are dropped (with one
+            warning per file) when reading.
+        pin_memory: default: True when CUDA is available.
+        persistent_workers: keep workers alive between epochs (when ``num_workers > 0``).
+        prefetch_factor: batches prefetched per worker (when ``num_workers > 0``).
+        drop_last: drop the last incomplete training batch.
+
+    Example:
+        >>> dm = DetectionDataModule(train="data/shapes/train.json", val="data/shapes/val.json",
+        ...                          image_size=320, batch_size=8)  # doctest: +SKIP
+        >>> dm.num_classes, dm.class_names  # doctest: +SKIP
+        (3, ['circle', 'square', 'triangle'])
+        >>> dm.setup("fit"); images, targets = next(iter(dm.train_dataloader()))  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        train: PathLike | None = None,
+        val: PathLike | None = None,
+        test: PathLike | None = None,
+        format: AnnotationFormat = "coco",
+        images_dir: PathLike | Mapping[str, PathLike] | None = None,
+        image_size: int = 640,
+        batch_size: int = 16,
+        num_workers: int | None = None,
+        augment: Augment = "default",
+        strict: bool = False,
+        class_names: Sequence[str] | None = None,
+        val_batch_size: int | None = None,
+        image_check: ImageCheck = "decode",
+        difficult: DifficultPolicy = "ignore",
+        min_box_size: float = 1.0,
+        pin_memory: bool | None = None,
+        persistent_workers: bool = True,
+        prefetch_factor: int | None = None,
+        drop_last: bool = False,
+    ) -> None:
+        super().__init__()
+        if format not in FORMATS:
+            raise ValueError(f"Unknown format {format!r}; valid formats: {list(FORMATS)}.")
+        self.sources: dict[str, Path] = {}
+        for split, source in zip(SPLITS, (train, val, test)):
+            if source is None:
+                continue
+            if not Path(source).exists():
+                raise ValueError(f"{split}={str(source)!r}: no such file or folder.")
+            self.sources[split] = Path(source)
+        if not self.sources:
+            raise ValueError("Pass at least one of train=, val=, test= (annotation files of the splits).")
+        if isinstance(images_dir, Mapping):
+            unknown = set(images_dir) - set(SPLITS)
+            if unknown:
+                raise ValueError(f"images_dir keys must be among {list(SPLITS)}; got {sorted(unknown)}.")
+        if not isinstance(image_size, int) or image_size < 32:
+            raise ValueError(f"image_size must be an int >= 32; got {image_size!r}.")
+        for name, value in (("batch_size", batch_size), ("val_batch_size", val_batch_size or 1)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int; got {value!r}.")
+        if num_workers is not None and (not isinstance(num_workers, int) or num_workers < 0):
+            raise ValueError(f"num_workers must be an int >= 0 or None; got {num_workers!r}.")
+        if image_check not in ("decode", "header", "none"):
+            raise ValueError(f"image_check must be 'decode', 'header' or 'none'; got {image_check!r}.")
+        if difficult not in ("ignore", "keep", "drop"):
+            raise ValueError(f"difficult must be 'ignore', 'keep' or 'drop'; got {difficult!r}.")
+        resolve_augment(augment)  # fail now on a bad preset name, not at setup
+
+        self.format = format
+        self.images_dir = images_dir
+        self.image_size = image_size
+        self.batch_size = batch_size
+        self.val_batch_size = val_batch_size or batch_size
+        self.num_workers = default_num_workers() if num_workers is None else num_workers
+        self.augment = augment
+        self.strict = strict
+        self.image_check = image_check
+        self.difficult = difficult
+        self.min_box_size = min_box_size
+        self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
+        self.persistent_workers = persistent_workers
+        self.prefetch_factor = prefetch_factor
+        self.drop_last = drop_last
+        self._given_class_names = list(class_names) if class_names is not None else None
+        self._annotations: dict[str, Annotations] = {}
+        self.train_dataset: DetectionDataset | None = None
+        self.val_dataset: DetectionDataset | None = None
+        self.test_dataset: DetectionDataset | None = None
+
+    # -- alternative constructors -------------------------------------------------------------
+    @classmethod
+    def from_coco(cls, train: PathLike | None = None, val: PathLike | None = None,
+                  test: PathLike | None = None, **kwargs: Any) -> "DetectionDataModule":
+        """COCO json files per split (``images_dir=`` when images are not beside the json)."""
+        return cls(train=train, val=val, test=test, format="coco", **kwargs)
+
+    @classmethod
+    def from_voc(cls, train: PathLike | None = None, val: PathLike | None = None,
+                 test: PathLike | None = None, **kwargs: Any) -> "DetectionDataModule":
+        """VOC xml folders or ImageSets list files per split."""
+        return cls(train=train, val=val, test=test, format="voc", **kwargs)
+
+    @classmethod
+    def from_yolo(cls, data_yaml: PathLike, **kwargs: Any) -> "DetectionDataModule":
+        """Every split (train/val/test) that the Ultralytics ``data.yaml`` defines."""
+        import yaml
+
+        path = Path(data_yaml)
+        if not path.is_file():
+            raise ValueError(f"YOLO data.yaml not found: '{path}'.")
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        splits = {s: path for s in SPLITS if isinstance(data, dict) and data.get(s)}
+        if not splits:
+            raise ValueError(f"{path}: defines none of the splits {list(SPLITS)}.")
+        return cls(**splits, format="yolo", **kwargs)
+
+    @classmethod
+    def from_csv(cls, train: PathLike | None = None, val: PathLike | None = None,
+                 test: PathLike | None = None, **kwargs: Any) -> "DetectionDataModule":
+        """``image_path,x_min,y_min,x_max,y_max,label`` csv files per split."""
+        return cls(train=train, val=val, test=test, format="csv", **kwargs)
+
+    # -- classes (available before setup, so a model can be built first) ----------------------
+    def annotations(self, split: str) -> Annotations:
+        """The parsed annotations of a split (read once, then cached), images not yet checked."""
+        if split not in self.sources:
+            raise ValueError(f"No '{split}' split was given; available: {list(self.sources)}.")
+        if split not in self._annotations:
+            reference = self._given_class_names
+            first = next(iter(self.sources))
+            if reference is None and split != first:
+                reference = self.annotations(first).class_names
+            images_dir = self.images_dir.get(split) if isinstance(self.images_dir, Mapping) else self.images_dir
+            ann = read_annotations(
+                self.format, self.sources[split], images_dir, reference, split=split, min_size=self.min_box_size
+            )
+            if split != first and ann.category_ids != self.annotations(first).category_ids:
+                raise ValueError(
+                    f"{self.sources[split]}: category ids {ann.category_ids} differ from the "
+                    f"{first} split's {self.annotations(first).category_ids}."
+                )
+            self._annotations[split] = ann
+        return self._annotations[split]
+
+    @property
+    def class_names(self) -> list[str]:
+        """K class names; label k is ``class_names[k]``."""
+        return list(self.annotations(next(iter(self.sources))).class_names)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def label_to_category_id(self) -> dict[int, int]:
+        """Label -> category id of the source dataset (COCO ids for COCO, ``label + 1`` otherwise)."""
+        ids = self.annotations(next(iter(self.sources))).category_ids
+        return dict(enumerate(ids))
+
+    # -- Lightning hooks --------------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        """Build the datasets the stage needs; images are checked here, once per split."""
+        wanted = {
+            "fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test", "val"),
+        }.get(stage or "", SPLITS)
+        for split in wanted:
+            if split in self.sources and getattr(self, f"{split}_dataset") is None:
+                setattr(self, f"{split}_dataset", self._build(split))
+
+    def _build(self, split: str) -> DetectionDataset:
+        ann = self.annotations(split)
+        records = validate_records(ann.records, self.strict, self.image_check, str(self.sources[split]))
+        if not records:
+            raise ValueError(f"{self.sources[split]}: no usable images are left in the {split} split.")
+        augment = self.augment if split == "train" else "none"
+        return DetectionDataset(records, ann.class_names, self.image_size, augment, self.difficult)
+
+    def _loader(self, dataset: DetectionDataset | None, split: str, train: bool) -> DataLoader:
+        if dataset is None:
+            if split not in self.sources:
+                raise ValueError(f"No '{split}' split was given to DetectionDataModule; available: {list(self.sources)}.")
+            raise RuntimeError(f"Call setup() before asking for the {split} dataloader.")
+        workers = self.num_workers
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size if train else self.val_batch_size,
+            shuffle=train,
+            drop_last=train and self.drop_last,
+            num_workers=workers,
+            collate_fn=collate_detection,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.persistent_workers and workers > 0,
+            prefetch_factor=self.prefetch_factor if workers > 0 else None,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_dataset, "train", train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_dataset, "val", train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_dataset, "test", train=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        """The test split when given, else the val split (letterbox only, targets included)."""
+        if self.test_dataset is not None:
+            return self._loader(self.test_dataset, "test", train=False)
+        return self._loader(self.val_dataset, "val", train=False)
+
+    # -- strong augmentation ----------------------------------------------------------------
+    def set_strong_augment(self, enabled: bool) -> None:
+        """Turn mosaic/mixup of the training set on or off, also inside running workers."""
+        if self.train_dataset is None:
+            raise RuntimeError("set_strong_augment() needs the training set: call setup('fit') first.")
+        self.train_dataset.set_strong_augment(enabled)
+
+    def summary(self) -> str:
+        """A few lines describing the data, for a notebook cell."""
+        lines = [
+            f"format        {self.format}",
+            f"classes       {self.num_classes}: {', '.join(self.class_names[:10])}"
+            + (" ..." if self.num_classes > 10 else ""),
+            f"image_size    {self.image_size}",
+            f"batch_size    {self.batch_size} (val {self.val_batch_size}), workers {self.num_workers}",
+            f"augment       {self.augment if isinstance(self.augment, str) else type(self.augment).__name__}",
+        ]
+        for split in self.sources:
+            ann = self.annotations(split)
+            boxes = sum(r.num_boxes for r in ann.records)
+            empty = sum(r.num_boxes == 0 for r in ann.records)
+            lines.append(f"{split:<13} {len(ann.records)} images, {boxes} boxes, {empty} without boxes")
+        return "\n".join(lines)

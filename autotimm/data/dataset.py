@@ -1,0 +1,200 @@
+"""Detection dataset: records -> (letterboxed uint8 image, target dict in the input frame).
+
+Each sample is ``(image, target)``:
+
+* ``image``: uint8 Tensor[3, S, S], RGB, letterboxed, NOT normalised (the model normalises on its
+  device with its backbone's mean/std).
+* ``target``: ``boxes`` float32 [N, 4] x1y1x2y2 in the INPUT frame, ``labels`` int64 [N],
+  ``iscrowd`` int64 [N] (1 = ignore region), ``image_id`` int64 scalar, ``orig_size`` int64 [2]
+  ``(H, W)`` and ``letterbox`` float32 [3] ``(scale, pad_x, pad_y)`` with
+  ``x_input = x_original * scale + pad``. Without augmentation (validation) this map is exact and
+  ``boxes_to_original(boxes, letterbox, orig_size)`` recovers original-frame boxes. Under
+  augmentation it describes the final resize/crop only (flips are not in it; for a mosaic,
+  ``orig_size`` is the 2S x 2S mosaic canvas).
+
+Strong augmentation (mosaic, mixup) reads a flag kept in a one-element SHARED-MEMORY tensor.
+DataLoader workers, persistent ones included, hold the same memory, so
+``dataset.set_strong_augment(False)`` in the main process reaches every worker from the next batch
+it starts (Lightning resets the loader iterator after ``on_train_epoch_start``, so flipping the flag
+in that hook takes effect for that whole epoch).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from autotimm.data.image_io import read_pil
+from autotimm.data.letterbox import boxes_to_input, letterbox_image
+from autotimm.data.mosaic import make_mosaic, mixup
+from autotimm.data.records import DetectionRecord
+from autotimm.data.transforms import (
+    Augment,
+    AugmentConfig,
+    apply_v2,
+    photometric_and_flip,
+    place_boxes,
+    place_image,
+    resolve_augment,
+    sample_placement,
+)
+
+DifficultPolicy = Literal["ignore", "keep", "drop"]
+Target = dict[str, Tensor]
+
+
+class DetectionDataset(Dataset):
+    """Images and boxes from :class:`DetectionRecord` s, letterboxed to ``image_size``.
+
+    Args:
+        records: one record per image (see ``autotimm.data.readers``).
+        class_names: K names; labels index into it.
+        image_size: side S of the square input.
+        augment: "none" (letterbox only, use for validation), "default", "strong", an
+            ``AugmentConfig``, or a callable ``(tv_tensors.Image, target) -> (image, target)``
+            (e.g. a ``torchvision.transforms.v2.Compose``) applied in the ORIGINAL frame before an
+            exact letterbox; its target holds ``boxes`` as ``tv_tensors.BoundingBoxes``, ``labels``
+            and ``iscrowd``.
+        difficult: VOC ``difficult`` boxes become ignore regions ("ignore", VOC's evaluation rule),
+            stay ordinary boxes ("keep"), or are removed ("drop").
+
+    Example:
+        >>> records, names, _ = read_coco("data/shapes/val.json")  # doctest: +SKIP
+        >>> image, target = DetectionDataset(records, names, image_size=320)[0]  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        records: Sequence[DetectionRecord],
+        class_names: Sequence[str],
+        image_size: int = 640,
+        augment: Augment = "none",
+        difficult: DifficultPolicy = "ignore",
+    ) -> None:
+        if not isinstance(image_size, int) or image_size < 32:
+            raise ValueError(f"image_size must be an int >= 32; got {image_size!r}.")
+        if difficult not in ("ignore", "keep", "drop"):
+            raise ValueError(f"difficult must be 'ignore', 'keep' or 'drop'; got {difficult!r}.")
+        self.records = list(records)
+        self.class_names = list(class_names)
+        self.image_size = image_size
+        self.difficult = difficult
+        self.augment = resolve_augment(augment)
+        config = self.augment if isinstance(self.augment, AugmentConfig) else None
+        self.config = config
+        self.post_transform = photometric_and_flip(config) if config is not None else None
+        # shared memory, so persistent DataLoader workers see set_strong_augment() (module docstring)
+        self._strong = torch.ones((), dtype=torch.bool).share_memory_()
+
+    # -- strong augmentation switch ---------------------------------------------------------
+    @property
+    def strong_augment(self) -> bool:
+        """Whether mosaic and mixup may fire (they also need a config that enables them)."""
+        return bool(self._strong)
+
+    def set_strong_augment(self, enabled: bool) -> None:
+        """Switch mosaic and mixup on or off, in this process and in every DataLoader worker."""
+        self._strong.fill_(bool(enabled))
+
+    # -- Dataset API ------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Target]:
+        record = self.records[index]
+        config = self.config
+        strong = config is not None and config.uses_strong and self.strong_augment
+        if strong and float(torch.rand(())) < config.mosaic_prob:
+            image, boxes, extra, params, orig_hw = self._mosaic(index)
+        else:
+            image, boxes, extra, params, orig_hw = self._single(index)
+        if strong and float(torch.rand(())) < config.mixup_prob:
+            other, other_boxes, other_extra, _, _ = self._single(int(torch.randint(len(self), ())))
+            image = mixup(image, other)
+            boxes = torch.cat([boxes, other_boxes])
+            extra = {k: torch.cat([extra[k], other_extra[k]]) for k in extra}
+        if self.post_transform is not None:
+            image, boxes, extra = apply_v2(self.post_transform, image, boxes, extra)
+        target = {
+            "boxes": boxes.float().reshape(-1, 4),
+            "labels": extra["labels"].long(),
+            "iscrowd": extra["iscrowd"].long(),
+            "image_id": torch.tensor(record.image_id, dtype=torch.int64),
+            "orig_size": torch.tensor(orig_hw, dtype=torch.int64),
+            "letterbox": params.float(),
+        }
+        return image, target
+
+    # -- steps --------------------------------------------------------------------------------
+    def load(self, index: int) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        """Image and boxes of one record in the ORIGINAL frame.
+
+        Returns:
+            (image uint8 Tensor[3, H, W], boxes float32 Tensor[N, 4],
+            {"labels": int64 [N], "iscrowd": int64 [N]}), with the ``difficult`` policy applied.
+        """
+        record = self.records[index]
+        # np.array copies into a writable buffer (np.asarray of a PIL image is read-only)
+        image = torch.from_numpy(np.array(read_pil(record.image_path))).permute(2, 0, 1).contiguous()
+        boxes = torch.from_numpy(record.boxes).float()
+        labels = torch.from_numpy(record.labels).long()
+        crowd = torch.from_numpy(record.iscrowd)
+        difficult = torch.from_numpy(record.difficult)
+        if self.difficult == "ignore":
+            crowd = crowd | difficult
+        elif self.difficult == "drop":
+            keep = ~difficult
+            boxes, labels, crowd = boxes[keep], labels[keep], crowd[keep]
+        return image, boxes, {"labels": labels, "iscrowd": crowd.long()}
+
+    def _single(self, index: int) -> tuple[Tensor, Tensor, dict[str, Tensor], Tensor, tuple[int, int]]:
+        """One image placed on the S x S canvas (jittered when the config asks for it)."""
+        image, boxes, extra = self.load(index)
+        size = self.image_size
+        if callable(self.augment) and not isinstance(self.augment, AugmentConfig):
+            image, boxes, extra = apply_v2(self.augment, image, boxes, extra)
+        orig_hw = (int(image.shape[-2]), int(image.shape[-1]))
+        config = self.config
+        if config is None or (config.scale_range == (1.0, 1.0) and not config.translate):
+            canvas, params = letterbox_image(image, size)
+            boxes = boxes_to_input(boxes, params)  # inside the image -> inside the canvas
+            return canvas, boxes, extra, params, orig_hw
+        params = sample_placement(orig_hw, size, config.scale_range, config.translate)
+        canvas = place_image(image, params, size)
+        boxes, keep = place_boxes(boxes, params, size, config.min_visibility, config.min_size)
+        return canvas, boxes[keep], {k: v[keep] for k, v in extra.items()}, params, orig_hw
+
+    def _mosaic(self, index: int) -> tuple[Tensor, Tensor, dict[str, Tensor], Tensor, tuple[int, int]]:
+        """Four images (this one and three random) on a 2S x 2S mosaic, placed on S x S."""
+        config, size = self.config, self.image_size
+        indices = [index] + torch.randint(len(self), (3,)).tolist()
+        loaded = [self.load(i) for i in indices]
+        canvas, boxes, keeps, _ = make_mosaic(
+            [im for im, _, _ in loaded], [b for _, b, _ in loaded], size,
+            min_visibility=config.min_visibility, min_size=config.min_size,
+        )
+        extra = {k: torch.cat([e[k][keep] for (_, _, e), keep in zip(loaded, keeps)]) for k in loaded[0][2]}
+        boxes = torch.cat(boxes)
+        side = 2 * size
+        params = sample_placement((side, side), size, config.mosaic_scale, translate=True)
+        image = place_image(canvas, params, size)
+        boxes, keep = place_boxes(boxes, params, size, config.min_visibility, config.min_size)
+        return image, boxes[keep], {k: v[keep] for k, v in extra.items()}, params, (side, side)
+
+
+def collate_detection(batch: Sequence[tuple[Tensor, Target]]) -> tuple[Tensor, list[Target]]:
+    """Stack images, keep targets as a list.
+
+    Args:
+        batch: B samples ``(image uint8 Tensor[3, S, S], target dict)``.
+
+    Returns:
+        (images uint8 Tensor[B, 3, S, S], list of B target dicts in the INPUT frame).
+    """
+    images, targets = zip(*batch)
+    return torch.stack(images), list(targets)
+
