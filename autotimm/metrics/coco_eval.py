@@ -49,8 +49,8 @@ def coco_map(
     Example:
         >>> import torch
         >>> box = torch.tensor([[10.0, 10.0, 50.0, 50.0]])
-        >>> out = coco_map([{"boxes": box, "scores": torch.tensor([0.9]), "labels": torch.tensor([0])}],
-        ...                [{"boxes": box, "labels": torch.tensor([0])}])
+        >>> det = {"boxes": box, "scores": torch.tensor([0.9]), "labels": torch.tensor([0])}
+        >>> out = coco_map([det], [{"boxes": box, "labels": torch.tensor([0])}])
         >>> round(out["map"], 6)
         1.0
     """
@@ -59,21 +59,30 @@ def coco_map(
     images = [{"id": i + 1} for i in range(len(targets))]
     gt_anns: list[dict] = []
     dt_anns: list[dict] = []
-    for image_id, (pred, target) in enumerate(zip(preds, targets), start=1):
+    for image_id, (pred, target) in enumerate(zip(preds, targets, strict=True), start=1):
         boxes = box_convert(target["boxes"].detach().float().cpu(), "xyxy", "xywh")  # [M, 4]
         area = target.get("area")
         areas = (boxes[:, 2] * boxes[:, 3] if area is None else area).tolist()
         crowd = target.get("iscrowd")
         crowds = [0] * len(boxes) if crowd is None else [int(c) for c in crowd.tolist()]
-        for box, label, a, c in zip(boxes.tolist(), target["labels"].tolist(), areas, crowds):
+        for box, label, a, c in zip(
+            boxes.tolist(), target["labels"].tolist(), areas, crowds, strict=True
+        ):
             gt_anns.append(
                 {"id": len(gt_anns) + 1, "image_id": image_id, "category_id": int(label),
                  "bbox": box, "area": float(a), "iscrowd": c}
             )  # fmt: skip
         boxes = box_convert(pred["boxes"].detach().float().cpu(), "xyxy", "xywh")  # [N, 4]
-        for box, label, score in zip(boxes.tolist(), pred["labels"].tolist(), pred["scores"].tolist()):
+        for box, label, score in zip(
+            boxes.tolist(), pred["labels"].tolist(), pred["scores"].tolist(), strict=True
+        ):
             dt_anns.append(
-                {"image_id": image_id, "category_id": int(label), "bbox": box, "score": float(score)}
+                {
+                    "image_id": image_id,
+                    "category_id": int(label),
+                    "bbox": box,
+                    "score": float(score),
+                }
             )
     categories = [{"id": c} for c in sorted({a["category_id"] for a in gt_anns + dt_anns})]
     coco_gt = _coco(images, gt_anns, categories)
@@ -85,4 +94,4 @@ def coco_map(
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
-    return {name: float(v) for name, v in zip(COCO_STAT_NAMES, evaluator.stats)}
+    return {name: float(v) for name, v in zip(COCO_STAT_NAMES, evaluator.stats, strict=True)}

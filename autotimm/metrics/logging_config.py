@@ -10,9 +10,9 @@ How ``ObjectDetector`` uses it (``cfg = self.logging_config``)::
     def on_before_optimizer_step(self, optimizer):
         # gradients are unscaled (AMP) and not yet clipped here
         if cfg.log_gradient_norm:
-            self.log("train/grad_norm", gradient_norm(self, cfg.norm_type), on_step=True, on_epoch=False)
+            self.log("train/grad_norm", gradient_norm(self, cfg.norm_type), on_step=True)
         if cfg.log_weight_norm:
-            self.log("train/weight_norm", weight_norm(self, cfg.norm_type), on_step=True, on_epoch=False)
+            self.log("train/weight_norm", weight_norm(self, cfg.norm_type), on_step=True)
 """
 
 from __future__ import annotations
@@ -100,9 +100,7 @@ def weight_norm(module: nn.Module | Iterable[Tensor], norm_type: float = 2.0) ->
     Returns:
         0-d float32 tensor; 0 for a module without parameters.
     """
-    return torch.nn.utils.get_total_norm(
-        [p.detach() for p in _params(module)], norm_type
-    ).float()
+    return torch.nn.utils.get_total_norm([p.detach() for p in _params(module)], norm_type).float()
 
 
 def learning_rate(optimizer: torch.optim.Optimizer) -> float:
@@ -116,8 +114,8 @@ def learning_rate(optimizer: torch.optim.Optimizer) -> float:
     groups = getattr(optimizer, "param_groups", None)
     if not groups:
         raise ValueError(
-            f"learning_rate: {type(optimizer).__name__} has no param_groups; pass a torch optimizer."
+            f"learning_rate: {type(optimizer).__name__} has no param_groups; "
+            "pass a torch optimizer."
         )
     lr = groups[0]["lr"]
     return float(lr.item() if isinstance(lr, Tensor) else lr)
-

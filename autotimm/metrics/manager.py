@@ -1,10 +1,10 @@
 """Metric configuration and the per-stage metric holder used by ``ObjectDetector``.
 
-``MetricConfig`` names one metric (a torchmetrics class by name, or a custom ``torchmetrics.Metric``)
-and the stages that run it. ``MetricManager`` is an ``nn.Module`` holding one metric instance per
-(config, stage), so Lightning moves metric states to the model's device and torchmetrics syncs them
-across DDP processes in ``compute``. Metric states are not persistent: the manager adds nothing to
-checkpoints.
+``MetricConfig`` names one metric (a torchmetrics class by name, or a custom
+``torchmetrics.Metric``) and the stages that run it. ``MetricManager`` is an ``nn.Module`` holding
+one metric instance per (config, stage), so Lightning moves metric states to the model's device
+and torchmetrics syncs them across DDP processes in ``compute``. Metric states are not persistent:
+the manager adds nothing to checkpoints.
 
 Data contract (both lists hold one dict per image, in the ORIGINAL image frame, i.e. the pixels of
 the image file, not the letterboxed input tensor):
@@ -67,7 +67,8 @@ class MetricConfig:
     """One metric, where it runs and how it is logged.
 
     Args:
-        name: Logged name (``{stage}/{name}``), letters, digits, ``_`` and ``-``. Unique per manager.
+        name: Logged name (``{stage}/{name}``): letters, digits, ``_`` and ``-``; unique per
+            manager.
         backend: ``"torchmetrics"`` (``metric_class`` is a class name searched in all of
             torchmetrics, e.g. ``"MeanAveragePrecision"``) or ``"custom"`` (``metric_class`` is a
             ``torchmetrics.Metric`` subclass or its dotted import path).
@@ -133,6 +134,11 @@ class MetricConfig:
         if not isinstance(self.params, Mapping):
             raise ValueError(f"{where}: params must be a dict, got {type(self.params).__name__}.")
         self.params = dict(self.params)
+        if self.params.get("box_format", "xyxy") != "xyxy":
+            raise ValueError(
+                f"{where}: params box_format={self.params['box_format']!r}, but autotimm passes "
+                "boxes as x1y1x2y2 everywhere; use 'xyxy' or leave box_format out."
+            )
         if isinstance(self.stages, str) or not isinstance(self.stages, Sequence) or not self.stages:
             raise ValueError(
                 f"{where}: stages must be a non-empty list such as ['val', 'test'], got "
@@ -145,9 +151,13 @@ class MetricConfig:
         self.stages = list(self.stages)
         for flag in ("log_on_step", "log_on_epoch", "prog_bar"):
             if not isinstance(getattr(self, flag), bool):
-                raise ValueError(f"{where}: {flag} must be True or False, got {getattr(self, flag)!r}.")
+                raise ValueError(
+                    f"{where}: {flag} must be True or False, got {getattr(self, flag)!r}."
+                )
         if not (self.log_on_step or self.log_on_epoch):
-            raise ValueError(f"{where}: log_on_step and log_on_epoch are both False; nothing to log.")
+            raise ValueError(
+                f"{where}: log_on_step and log_on_epoch are both False; nothing to log."
+            )
 
     @property
     def class_metrics(self) -> bool:
@@ -167,13 +177,13 @@ class MetricConfig:
             return self.metric_type(**params)
         except (TypeError, ValueError) as err:
             raise ValueError(
-                f"MetricConfig(name={self.name!r}): {self.metric_type.__name__}(**{params!r}) "
-                f"failed: {err}"
+                f"MetricConfig(name={self.name!r}): {self.metric_type.__name__}(**{self.params!r})"
+                f" failed: {err}"
             ) from err
 
 
 def default_metric_configs() -> list[MetricConfig]:
-    """The detector's metrics when it gets ``metrics=None``: COCO mAP on val and test, as ``mAP``."""
+    """The detector's metrics for ``metrics=None``: COCO mAP on val and test, named ``mAP``."""
     return [
         MetricConfig(
             name="mAP",
@@ -189,7 +199,9 @@ def default_metric_configs() -> list[MetricConfig]:
 def _check_items(items: Any, kind: str, need_scores: bool) -> None:
     """Check one list of detection dicts against the data contract (shapes and dtypes only)."""
     if isinstance(items, (str, Mapping)) or not isinstance(items, Sequence):
-        raise ValueError(f"{kind} must be a list with one dict per image, got {type(items).__name__}.")
+        raise ValueError(
+            f"{kind} must be a list with one dict per image, got {type(items).__name__}."
+        )
     for i, item in enumerate(items):
         if not isinstance(item, Mapping):
             raise ValueError(f"{kind}[{i}] must be a dict, got {type(item).__name__}.")
@@ -246,7 +258,9 @@ class MetricManager(nn.Module):
             )
         for i, config in enumerate(configs):
             if not isinstance(config, MetricConfig):
-                raise ValueError(f"configs[{i}] must be a MetricConfig, got {type(config).__name__}.")
+                raise ValueError(
+                    f"configs[{i}] must be a MetricConfig, got {type(config).__name__}."
+                )
         names = [c.name for c in configs]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
@@ -282,7 +296,9 @@ class MetricManager(nn.Module):
         metrics: MetricManager | Sequence[MetricConfig] | None,
         class_names: Sequence[str] | None = None,
     ) -> MetricManager:
-        """Coerce the detector's ``metrics`` argument: None -> default, list -> new, manager -> itself.
+        """Coerce the detector's ``metrics`` argument.
+
+        None -> ``default(class_names)``, a list -> a new manager, a manager -> itself.
 
         Raises:
             ValueError: ``metrics`` is of another type.
@@ -317,7 +333,8 @@ class MetricManager(nn.Module):
         metrics = self._stage_dict(stage)
         if name not in metrics:
             raise ValueError(
-                f"No metric {name!r} in stage {stage!r}; available: {list(metrics.keys()) or 'none'}."
+                f"No metric {name!r} in stage {stage!r}; "
+                f"available: {list(metrics.keys()) or 'none'}."
             )
         return metrics[name]
 

@@ -21,7 +21,8 @@ Rules (``prefix`` is ``"{stage}/{config name}"``, e.g. ``"val/mAP"``):
 
 * Per-class entries (keys ending in ``_per_class`` with the class ids in ``"classes"``, or keys
   like ``"iou/cl_3"``) are logged only when the metric was built with ``class_metrics=True``, as
-  ``prefix[_<rest>]_class_<class name>``: ``val/mAP_class_person``, ``val/mAP_mar_100_class_person``.
+  ``prefix[_<rest>]_class_<class name>``: ``val/mAP_class_person``,
+  ``val/mAP_mar_100_class_person``.
   Without class names the class index is used (``val/mAP_class_3``).
 * Everything else that is not a one-element tensor (extended summaries, ``"classes"``) is skipped.
 
@@ -90,7 +91,8 @@ def flatten_metric_output(
         prefix: ``"{stage}/{metric name}"``, e.g. ``"val/mAP"``.
         output: The metric's ``compute()`` result: a tensor or a dict of tensors.
         class_names: Optional class names indexed by label (contiguous 0..K-1).
-        class_metrics: Whether per-class entries were requested (``params={"class_metrics": True}``).
+        class_metrics: Whether per-class entries were requested
+            (``params={"class_metrics": True}``).
 
     Returns:
         ``(values, headline)``: ``values`` maps logged names to 0-d tensors (same device and dtype
@@ -125,7 +127,7 @@ def flatten_metric_output(
             if flat.numel() != ids.numel():  # the -1 placeholder of an empty evaluation
                 continue
             rest = _suffix(key[: -len("_per_class")], headline)
-            for class_id, class_value in zip(ids.tolist(), flat.unbind(0)):
+            for class_id, class_value in zip(ids.tolist(), flat.unbind(0), strict=True):
                 label = class_label(int(class_id), class_names)
                 values[_join(prefix, rest, f"class_{label}")] = class_value
             continue

@@ -42,7 +42,7 @@ def torchmetrics_index() -> dict[str, type[Metric]]:
             continue
         try:
             modules.append(importlib.import_module(f"torchmetrics.{info.name}"))
-        except Exception:  # noqa: BLE001 - an optional dependency of one domain must not hide others
+        except Exception:  # noqa: BLE001 - a missing optional dependency must not hide the rest
             continue
     index: dict[str, type[Metric]] = {}
     for module in modules:
@@ -101,15 +101,16 @@ def resolve_custom_class(metric_class: str | type) -> type[Metric]:
             module = importlib.import_module(module_path)
         except ImportError as err:
             raise ValueError(
-                f"custom metric_class {metric_class!r}: cannot import module {module_path!r} ({err})."
+                f"custom metric_class {metric_class!r}: cannot import module {module_path!r} "
+                f"({err})."
             ) from err
         if not hasattr(module, class_name):
             found = sorted(
                 n for n, v in vars(module).items() if isinstance(v, type) and issubclass(v, Metric)
             )
             raise ValueError(
-                f"custom metric_class {metric_class!r}: module {module_path!r} has no {class_name!r}."
-                f" Metric classes there: {', '.join(found) or 'none'}."
+                f"custom metric_class {metric_class!r}: module {module_path!r} has no "
+                f"{class_name!r}. Metric classes there: {', '.join(found) or 'none'}."
             )
         metric_class = getattr(module, class_name)
     if not (isinstance(metric_class, type) and issubclass(metric_class, Metric)):
@@ -121,7 +122,7 @@ def resolve_custom_class(metric_class: str | type) -> type[Metric]:
 
 
 def mean_ap_backend() -> MeanAPBackend:
-    """COCO evaluator for ``MeanAveragePrecision``: faster_coco_eval when installed, else pycocotools.
+    """COCO evaluator for ``MeanAveragePrecision``: faster_coco_eval if installed, else pycocotools.
 
     Both give the numbers of pycocotools' COCOeval; faster_coco_eval is several times faster.
     """
@@ -134,9 +135,10 @@ def mean_ap_defaults() -> dict[str, Any]:
     """Parameters we give ``MeanAveragePrecision`` unless the user sets them.
 
     * ``backend``: see ``mean_ap_backend``.
-    * ``iou_thresholds`` / ``rec_thresholds``: COCOeval's float64 values. torchmetrics' defaults come
-      from a float32 ``torch.linspace`` (e.g. recall threshold 0.3 becomes 0.30000001), so a recall
-      of exactly 3/10 falls below its threshold and mAP drifts from pycocotools by up to ~1e-3.
+    * ``iou_thresholds`` / ``rec_thresholds``: COCOeval's float64 values. torchmetrics' defaults
+      come from a float32 ``torch.linspace`` (recall threshold 0.6 becomes 0.60000002), so a recall
+      of exactly 3/5 falls below its threshold and mAP drifts from pycocotools (by ~7e-4 on our
+      seeded test set, 1e-2 on a 5-object hand case).
     """
     return {
         "backend": mean_ap_backend(),
