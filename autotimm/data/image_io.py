@@ -68,7 +68,7 @@ def load_image(image: ImageLike) -> Tensor:
             raise ValueError(f"A numpy image must be uint8 (0..255); got dtype {image.dtype}.")
         if image.shape[2] == 1:
             image = np.repeat(image, 3, axis=2)
-        image = torch.from_numpy(np.ascontiguousarray(image[:, :, :3])).permute(2, 0, 1)
+        image = torch.from_numpy(np.array(image[:, :, :3], copy=True)).permute(2, 0, 1)
         return image.contiguous()
     if isinstance(image, Tensor):
         if image.ndim != 3 or image.shape[0] not in (1, 3):

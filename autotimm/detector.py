@@ -1,0 +1,473 @@
+"""ObjectDetector: timm backbone -> FPN -> FCOS/YOLOX head -> losses -> decode + NMS, as a
+LightningModule. Constructor, defaults and logged names follow the reference API."""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from typing import Any, Sequence
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+
+from autotimm.assigners.fcos import PaddedTargets, make_points
+from autotimm.data.image_io import ImageLike
+from autotimm.data.letterbox import boxes_to_original
+from autotimm.losses.functional import FocalLoss
+from autotimm.models.arch import ARCHITECTURES, LOSS_NAMES, build_arch
+from autotimm.models.backbone import Backbone, FeatureBackboneConfig
+from autotimm.models.neck import FPN, check_strides
+from autotimm.optim import build_optimizer, build_scheduler
+from autotimm.postprocess import postprocess
+from autotimm.preprocessing import PreprocessingMixin, TransformConfig
+from autotimm.utils.precision import resolve_precision
+from autotimm.utils.validation import check_images, check_targets
+
+
+class ObjectDetector(PreprocessingMixin, L.LightningModule):
+    """End-to-end anchor-free detector: any timm backbone, FPN (P3-P7), FCOS (or YOLOX) head.
+
+    Args: as in the reference API (``../shared/spec``); the most used:
+        backbone: a timm model name or :class:`FeatureBackboneConfig`. A plain name builds the
+            backbone with ``pretrained=True`` as in timm; use a config for ``pretrained=False``.
+        num_classes: number of object classes (no background class).
+        detection_arch: "fcos" (or "yolox" once available).
+        cls_loss_fn / reg_loss_fn: a registered loss name, an ``nn.Module`` or None (focal / GIoU).
+        metrics: MetricManager, list of MetricConfig, or None (mAP on val and test).
+        strides / regress_ranges: pyramid levels and FCOS size ranges per level.
+        compile_model: ``torch.compile`` the network; falls back to eager with a warning.
+        seed / deterministic: reproducibility (deterministic algorithms in warn-only mode).
+
+    Frames: ``forward`` and the losses work in the input frame (the letterboxed tensor);
+    ``predict`` and the metrics work in the original frame.
+
+    Example:
+        >>> model = ObjectDetector(FeatureBackboneConfig("resnet18", pretrained=False), num_classes=3)
+        >>> detections = model.predict("image.jpg")  # [{"boxes", "scores", "labels"}]
+    """
+
+    def __init__(
+        self,
+        backbone: str | FeatureBackboneConfig,
+        num_classes: int,
+        detection_arch: str = "fcos",
+        cls_loss_fn: str | nn.Module | None = None,
+        reg_loss_fn: str | nn.Module | None = None,
+        metrics: Any = None,
+        logging_config: Any = None,
+        transform_config: TransformConfig | None = None,
+        lr: float = 1e-4,
+        weight_decay: float = 1e-4,
+        optimizer: str | dict[str, Any] = "adamw",
+        optimizer_kwargs: dict[str, Any] | None = None,
+        scheduler: str | dict[str, Any] | None = "cosine",
+        scheduler_kwargs: dict[str, Any] | None = None,
+        fpn_channels: int = 256,
+        head_num_convs: int = 4,
+        focal_alpha: float = 0.25,
+        focal_gamma: float = 2.0,
+        cls_loss_weight: float = 1.0,
+        reg_loss_weight: float = 1.0,
+        centerness_loss_weight: float = 1.0,
+        score_thresh: float = 0.05,
+        nms_thresh: float = 0.5,
+        max_detections_per_image: int = 100,
+        freeze_backbone: bool = False,
+        strides: tuple[int, ...] = (8, 16, 32, 64, 128),
+        regress_ranges: tuple[tuple[int, int], ...] | None = None,
+        compile_model: bool = True,
+        compile_kwargs: dict[str, Any] | None = None,
+        seed: int | None = None,
+        deterministic: bool = True,
+    ) -> None:
+        super().__init__()
+        _validate_args(locals())
+        # Modules are not hyperparameters: pass them again to load_from_checkpoint if you used custom ones.
+        modules = {"metrics": metrics, "cls_loss_fn": cls_loss_fn, "reg_loss_fn": reg_loss_fn}
+        self.save_hyperparameters(ignore=[k for k, v in modules.items() if isinstance(v, nn.Module)] or None)
+        if seed is not None:
+            L.seed_everything(seed, workers=True, verbose=False)
+        if deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            torch.backends.cudnn.benchmark = False
+
+        self.num_classes = num_classes
+        self.detection_arch = detection_arch
+        self.strides = check_strides(strides)
+        self._lr = lr
+        self.score_thresh, self.nms_thresh = score_thresh, nms_thresh
+        self.max_detections_per_image = max_detections_per_image
+        self.transform_config = transform_config
+        self.image_size: int | None = None  # set from the data module, kept in checkpoints
+        self.class_names: list[str] | None = None
+        self.label_to_category_id: dict[int, int] | None = None
+
+        self.backbone = Backbone(backbone, self.strides)
+        self.fpn = FPN(self.backbone.channels, self.backbone.reductions, self.strides, fpn_channels)
+        self.detection_head = build_arch(
+            detection_arch, fpn_channels, num_classes, self.strides, head_num_convs,
+            cls_loss_fn, reg_loss_fn, focal_alpha, focal_gamma,
+            (cls_loss_weight, reg_loss_weight, centerness_loss_weight), regress_ranges,
+        )
+        cfg = self.backbone.data_config
+        mean = (transform_config.mean if transform_config and transform_config.mean else cfg["mean"])
+        std = (transform_config.std if transform_config and transform_config.std else cfg["std"])
+        self.register_buffer("pixel_mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+
+        self.metrics = _build_metrics(metrics)
+        self.logging_config = _build_logging_config(logging_config)
+        self.freeze_backbone = freeze_backbone
+        if freeze_backbone:
+            self.backbone.requires_grad_(False)
+        self.compile_model = compile_model
+        self.compile_kwargs = dict(compile_kwargs or {})
+        self._compiled: Any = None
+        self._points_cache: dict[tuple, tuple[Tensor, Tensor]] = {}
+        self.channels_last = False
+
+    # ------------------------------------------------------------------ network
+    def _network(self, images: Tensor) -> tuple[list[Tensor], ...]:
+        return self.detection_head(self.fpn(self.backbone(images)))
+
+    def forward(self, images: Tensor) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
+        """Raw per-level outputs for a normalised batch.
+
+        Args:
+            images: Tensor[B, 3, H, W] float, normalised (see :meth:`preprocess`).
+
+        Returns:
+            ``(cls_outputs, reg_outputs, centerness_outputs)``, each a list over pyramid levels:
+            Tensor[B, K, H_l, W_l] class logits, Tensor[B, 4, H_l, W_l] (left, top, right, bottom)
+            distances in input-frame pixels, Tensor[B, 1, H_l, W_l] centerness logits.
+        """
+        check_images(images)
+        if self.compile_model and self._compiled is not False:
+            try:
+                if self._compiled is None:
+                    self._compiled = torch.compile(self._network, **self.compile_kwargs)
+                return self._compiled(images)
+            except Exception as err:  # noqa: BLE001 - any compiler failure falls back to eager
+                warnings.warn(f"torch.compile failed ({type(err).__name__}: {str(err)[:300]}); running eagerly.", stacklevel=2)
+                self._compiled = False
+        return self._network(images)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__.copy()
+        state = dict(state)
+        state["_compiled"] = None  # compiled callables are neither picklable nor copyable
+        return state
+
+    def points(self, outputs: tuple[list[Tensor], ...]) -> tuple[Tensor, Tensor]:
+        """Point centres Tensor[P, 2] (input frame) and level ids int64[P] for these outputs."""
+        sizes = tuple(tuple(m.shape[-2:]) for m in outputs[0])
+        device = outputs[0][0].device
+        key = (sizes, str(device))
+        if key not in self._points_cache:
+            self._points_cache[key] = make_points(sizes, self.strides, device)
+        return self._points_cache[key]
+
+    # ------------------------------------------------------------------ losses and decoding
+    def compute_loss(self, images: Tensor, targets: Sequence[dict[str, Tensor]], outputs: tuple | None = None) -> dict[str, Tensor]:
+        """Losses for a normalised batch and its targets (input frame).
+
+        Returns:
+            dict with ``loss``, ``cls_loss``, ``reg_loss``, ``centerness_loss`` (scalars).
+        """
+        check_targets(targets, images.shape[0], images.shape[-2:], self.num_classes)
+        outputs = self(images) if outputs is None else outputs
+        points, level = self.points(outputs)
+        gt = PaddedTargets.from_targets(targets, images.device)
+        return self.detection_head.loss(outputs, points, level, gt)
+
+    def detect(
+        self,
+        outputs: tuple[list[Tensor], ...],
+        image_size: tuple[int, int],
+        score_thresh: float | None = None,
+        nms_thresh: float | None = None,
+        max_detections: int | None = None,
+    ) -> list[dict[str, Tensor]]:
+        """Raw outputs -> final detections per image in the input frame."""
+        points, _ = self.points(outputs)
+        scores, boxes = self.detection_head.decode(outputs, points)
+        level_sizes = [m.shape[-2] * m.shape[-1] for m in outputs[0]]
+        return postprocess(
+            scores, boxes, level_sizes, image_size,
+            self.score_thresh if score_thresh is None else score_thresh,
+            self.nms_thresh if nms_thresh is None else nms_thresh,
+            self.max_detections_per_image if max_detections is None else max_detections,
+        )
+
+    # ------------------------------------------------------------------ inference API
+    @torch.inference_mode()
+    def predict(
+        self,
+        inputs: ImageLike | Sequence[ImageLike],
+        image_size: int | None = None,
+        batch_size: int = 8,
+        score_thresh: float | None = None,
+        nms_thresh: float | None = None,
+        max_detections: int | None = None,
+        precision: str = "auto",
+    ) -> list[dict[str, Tensor]]:
+        """Detect objects in images.
+
+        Args:
+            inputs: a path, a PIL image, an HxWxC uint8 array, a CxHxW tensor (uint8, or float in
+                [0, 1]) or a list of them.
+            image_size: letterbox size; defaults to the size the model was trained at.
+            batch_size: images per forward pass.
+            precision: "auto" (bf16 + channels_last where the hardware runs bf16 fast), "bf16" or "fp32".
+
+        Returns:
+            one dict per image: ``boxes`` Tensor[N, 4] x1y1x2y2 in ORIGINAL image pixels, ``scores``
+            Tensor[N], ``labels`` int64[N] (indices into ``class_names`` when known). On CPU.
+        """
+        items = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+        was_training = self.training
+        self.eval()
+        device = self.device
+        use_bf16 = resolve_precision(precision, device.type) == "bf16"
+        results: list[dict[str, Tensor]] = []
+        try:
+            for start in range(0, len(items), batch_size):
+                batch, params, sizes = self.letterbox_batch(items[start : start + batch_size], image_size)
+                images = self.normalize(batch.to(device))
+                if use_bf16:
+                    images = images.contiguous(memory_format=torch.channels_last)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                    outputs = self._network(images) if use_bf16 or not self.compile_model else self(images)
+                dets = self.detect(outputs, tuple(images.shape[-2:]), score_thresh, nms_thresh, max_detections)
+                for det, lb, size in zip(dets, params, sizes):
+                    results.append({
+                        "boxes": boxes_to_original(det["boxes"].cpu(), lb, size),
+                        "scores": det["scores"].cpu(),
+                        "labels": det["labels"].cpu(),
+                    })
+        finally:
+            self.train(was_training)
+        return results
+
+    # ------------------------------------------------------------------ Lightning hooks
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """uint8 batches from the data module are normalised here, on the model's device."""
+        images, rest = (batch[0], batch[1:]) if isinstance(batch, (tuple, list)) else (batch, None)
+        if isinstance(images, Tensor) and images.dtype == torch.uint8:
+            images = self.normalize(images)
+            if self.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            return (images, *rest) if rest is not None else images
+        return batch
+
+    def setup(self, stage: str) -> None:
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if dm is None:
+            return
+        dm_classes = getattr(dm, "num_classes", None)
+        if dm_classes is not None and dm_classes != self.num_classes:
+            raise ValueError(
+                f"The model has num_classes={self.num_classes} but the data module has {dm_classes} classes "
+                f"({getattr(dm, 'class_names', None)}); build the model with num_classes={dm_classes}."
+            )
+        self.image_size = getattr(dm, "image_size", self.image_size)
+        names = getattr(dm, "class_names", None)
+        self.class_names = list(names) if names is not None else self.class_names
+        mapping = getattr(dm, "label_to_category_id", None)
+        self.label_to_category_id = dict(mapping) if mapping else self.label_to_category_id
+        if hasattr(self.metrics, "class_names") and self.class_names:
+            self.metrics.class_names = self.class_names
+
+    def on_fit_start(self) -> None:
+        precision = str(getattr(self.trainer, "precision", "32-true"))
+        self.channels_last = precision.startswith("bf16")
+        if self.channels_last:
+            self.to(memory_format=torch.channels_last)
+
+    def train(self, mode: bool = True) -> "ObjectDetector":
+        super().train(mode)
+        if mode and self.freeze_backbone and not any(p.requires_grad for p in self.backbone.parameters()):
+            self.backbone.eval()  # frozen backbone keeps its BatchNorm statistics
+        return self
+
+    def unfreeze_backbone(self) -> None:
+        """Make the backbone trainable again (phase 2 of the two-phase recipe)."""
+        self.backbone.requires_grad_(True)
+        self.freeze_backbone = False
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["autotimm"] = {
+            "image_size": self.image_size,
+            "class_names": self.class_names,
+            "label_to_category_id": self.label_to_category_id,
+            "lr": self._lr,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        extra = checkpoint.get("autotimm", {})
+        self.image_size = extra.get("image_size", self.image_size)
+        self.class_names = extra.get("class_names", self.class_names)
+        self.label_to_category_id = extra.get("label_to_category_id", self.label_to_category_id)
+
+    # ------------------------------------------------------------------ steps
+    def _log_losses(self, stage: str, losses: dict[str, Tensor], batch_size: int) -> None:
+        sync = stage != "train"
+        for name in LOSS_NAMES:
+            if name in losses:
+                self.log(f"{stage}/{name}", losses[name].detach(), batch_size=batch_size, prog_bar=name == "loss",
+                         on_step=stage == "train", on_epoch=True, sync_dist=sync)
+
+    def training_step(self, batch: tuple[Tensor, list[dict[str, Tensor]]], batch_idx: int) -> Tensor:
+        images, targets = batch
+        losses = self.compute_loss(images, targets)
+        if not torch.isfinite(losses["loss"]):
+            ids = [int(t["image_id"]) for t in targets if "image_id" in t]
+            raise FloatingPointError(
+                f"Non-finite training loss {float(losses['loss'])} at global step {self.global_step} "
+                f"(batch {batch_idx}, image ids {ids}); the last good checkpoint is kept. Lower the lr, "
+                "enable gradient clipping, or check these images' boxes."
+            )
+        self._log_losses("train", losses, images.shape[0])
+        if self.logging_config is not None and getattr(self.logging_config, "log_learning_rate", False) and self._trainer is not None and self.trainer.optimizers:
+            self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False, batch_size=images.shape[0])
+        return losses["loss"]
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        cfg = self.logging_config
+        if cfg is None:
+            return
+        from autotimm.metrics import logging_config as lc
+
+        if getattr(cfg, "log_gradient_norm", False):
+            self.log("train/grad_norm", lc.gradient_norm(self, cfg.norm_type), on_step=True, on_epoch=False)
+        if getattr(cfg, "log_weight_norm", False):
+            self.log("train/weight_norm", lc.weight_norm(self, cfg.norm_type), on_step=True, on_epoch=False)
+
+    def _eval_step(self, stage: str, batch: tuple[Tensor, list[dict[str, Tensor]]]) -> None:
+        images, targets = batch
+        outputs = self(images)
+        losses = self.compute_loss(images, targets, outputs=outputs)
+        self._log_losses(stage, losses, images.shape[0])
+        if self.metrics is not None and self.metrics.has_stage(stage):
+            dets = self.detect(outputs, tuple(images.shape[-2:]))
+            preds, gts = to_original_frame(dets, targets)
+            for name, value in self.metrics.update(stage, preds, gts).items():
+                self.log(name, value, batch_size=len(preds), **self.metrics.log_kwargs(name))
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._eval_step("val", batch)
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._eval_step("test", batch)
+
+    def _log_metrics(self, stage: str) -> None:
+        if self.metrics is None or not self.metrics.has_stage(stage):
+            return
+        values = self.metrics.compute(stage)
+        for name, value in values.items():
+            self.log(name, value, **self.metrics.log_kwargs(name), sync_dist=False)
+        self.metrics.reset(stage)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_metrics("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_metrics("test")
+
+    def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> list[dict[str, Tensor]]:
+        """Detections per image: in the original frame when targets carry letterbox info, else input frame."""
+        images, targets = (batch[0], batch[1]) if isinstance(batch, (tuple, list)) else (batch, None)
+        dets = self.detect(self(images), tuple(images.shape[-2:]))
+        if targets is None:
+            return dets
+        return to_original_frame(dets, targets)[0]
+
+    def configure_optimizers(self) -> Any:
+        hp = self.hparams
+        optimizer = build_optimizer(hp.optimizer, self, self._lr, hp.weight_decay, hp.optimizer_kwargs)
+        trainer = self._trainer
+        max_epochs = trainer.max_epochs if trainer is not None and trainer.max_epochs and trainer.max_epochs > 0 else 1
+        total_steps = int(trainer.estimated_stepping_batches) if trainer is not None else 1
+        if not math.isfinite(total_steps):
+            total_steps = 1
+        scheduler = build_scheduler(hp.scheduler, optimizer, hp.scheduler_kwargs, max_epochs, total_steps)
+        if scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+
+def to_original_frame(dets: list[dict[str, Tensor]], targets: Sequence[dict[str, Tensor]]) -> tuple[list[dict], list[dict]]:
+    """Map detections and targets from the input frame to the original frame (letterbox inverse)."""
+    preds, gts = [], []
+    for det, tgt in zip(dets, targets):
+        lb, size = tgt.get("letterbox"), tgt.get("orig_size")
+        if lb is None:
+            preds.append(det)
+            gts.append(tgt)
+            continue
+        preds.append({**det, "boxes": boxes_to_original(det["boxes"], lb, size)})
+        gt = {k: v for k, v in tgt.items() if k in ("boxes", "labels", "iscrowd", "area", "image_id")}
+        gt["boxes"] = boxes_to_original(tgt["boxes"].float(), lb, size)
+        gts.append(gt)
+    return preds, gts
+
+
+def _build_metrics(metrics: Any) -> Any:
+    from autotimm.metrics.manager import MetricManager
+
+    return MetricManager.from_metrics(metrics)
+
+
+def _build_logging_config(config: Any) -> Any:
+    if config is None:
+        return None
+    from autotimm.metrics.logging_config import LoggingConfig
+
+    if not isinstance(config, LoggingConfig):
+        raise ValueError(f"logging_config must be a LoggingConfig or None, got {type(config).__name__}.")
+    return config
+
+
+def _validate_args(args: dict[str, Any]) -> None:
+    def fail(name: str, expected: str) -> None:
+        raise ValueError(f"ObjectDetector({name}={args[name]!r}): expected {expected}.")
+
+    if isinstance(args["num_classes"], bool) or not isinstance(args["num_classes"], int) or args["num_classes"] < 1:
+        fail("num_classes", "an int >= 1 (object classes, background excluded)")
+    if args["detection_arch"] not in ARCHITECTURES:
+        fail("detection_arch", f"one of {sorted(ARCHITECTURES)}")
+    for name in ("lr",):
+        if not args[name] > 0:
+            fail(name, "a positive float")
+    if args["weight_decay"] < 0:
+        fail("weight_decay", "a float >= 0")
+    if not isinstance(args["fpn_channels"], int) or args["fpn_channels"] < 1:
+        fail("fpn_channels", "a positive int such as 128, 256 or 512")
+    if not isinstance(args["head_num_convs"], int) or args["head_num_convs"] < 0:
+        fail("head_num_convs", "an int >= 0")
+    FocalLoss(args["focal_alpha"], args["focal_gamma"])  # validates alpha/gamma
+    for name in ("cls_loss_weight", "reg_loss_weight", "centerness_loss_weight"):
+        if args[name] < 0:
+            fail(name, "a float >= 0")
+    if not 0 <= args["score_thresh"] < 1:
+        fail("score_thresh", "a float in [0, 1)")
+    if not 0 < args["nms_thresh"] <= 1:
+        fail("nms_thresh", "a float in (0, 1]")
+    if not isinstance(args["max_detections_per_image"], int) or args["max_detections_per_image"] < 1:
+        fail("max_detections_per_image", "an int >= 1")
+    strides = check_strides(args["strides"])
+    ranges = args["regress_ranges"]
+    if ranges is not None:
+        if len(ranges) != len(strides):
+            raise ValueError(
+                f"ObjectDetector(regress_ranges=...) has {len(ranges)} ranges but strides {strides} has "
+                f"{len(strides)} levels; give one (low, high) pair per stride."
+            )
+        for i, pair in enumerate(ranges):
+            if len(pair) != 2 or not pair[0] < pair[1]:
+                raise ValueError(f"regress_ranges[{i}] = {pair!r}: expected a (low, high) pair with low < high.")

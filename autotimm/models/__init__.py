@@ -1,0 +1,1 @@
+"""Network parts in reading order: backbone -> neck (FPN) -> heads."""

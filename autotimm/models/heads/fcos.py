@@ -1,0 +1,85 @@
+"""FCOS head shared across pyramid levels: classification, box distances and centerness."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def group_norm(channels: int) -> nn.GroupNorm:
+    """GroupNorm with 32 groups, or fewer so that groups divide ``channels`` and hold >= 2 channels
+    (a one-channel group on a 1x1 top level has nothing to normalise)."""
+    groups = math.gcd(32, channels)
+    while groups > 1 and channels // groups < 2:
+        groups //= 2
+    return nn.GroupNorm(groups, channels)
+
+
+def conv_tower(channels: int, num_convs: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for _ in range(num_convs):
+        layers += [nn.Conv2d(channels, channels, 3, padding=1), group_norm(channels), nn.ReLU(inplace=True)]
+    return nn.Sequential(*layers)
+
+
+class Scale(nn.Module):
+    """A learnable scalar per level, so one shared head can regress each level's size range."""
+
+    def __init__(self, init: float = 1.0) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor(float(init)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.scale
+
+
+class FCOSHead(nn.Module):
+    """FCOS head (Tian et al. 2019) with centerness on the regression tower and stride-normalised boxes.
+
+    Args:
+        in_channels: channels of every pyramid level (``fpn_channels``).
+        num_classes: number of object classes (no background class: sigmoid scores).
+        strides: stride of each level; box distances are predicted in units of the stride.
+        num_convs: conv + GroupNorm + ReLU layers in each tower (``head_num_convs``).
+        prior_prob: initial foreground probability of the classifier (focal-loss init).
+    """
+
+    def __init__(self, in_channels: int, num_classes: int, strides: Sequence[int], num_convs: int = 4, prior_prob: float = 0.01) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.strides = tuple(strides)
+        self.cls_subnet = conv_tower(in_channels, num_convs)
+        self.bbox_subnet = conv_tower(in_channels, num_convs)
+        self.cls_logits = nn.Conv2d(in_channels, num_classes, 3, padding=1)
+        self.bbox_pred = nn.Conv2d(in_channels, 4, 3, padding=1)
+        self.centerness = nn.Conv2d(in_channels, 1, 3, padding=1)
+        self.scales = nn.ModuleList(Scale() for _ in self.strides)
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.normal_(module.weight, std=0.01)
+                nn.init.zeros_(module.bias)
+        nn.init.constant_(self.cls_logits.bias, -math.log((1 - prior_prob) / prior_prob))
+
+    def forward(self, feats: Sequence[Tensor]) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
+        """Per-level raw outputs.
+
+        Args:
+            feats: one Tensor[B, C, H_l, W_l] per level.
+
+        Returns:
+            (cls, reg, ctr): lists over levels of classification logits Tensor[B, K, H_l, W_l],
+            box distances (left, top, right, bottom) in input-frame pixels Tensor[B, 4, H_l, W_l]
+            (non-negative), and centerness logits Tensor[B, 1, H_l, W_l].
+        """
+        cls_out, reg_out, ctr_out = [], [], []
+        for feat, scale, stride in zip(feats, self.scales, self.strides):
+            cls_feat = self.cls_subnet(feat)
+            box_feat = self.bbox_subnet(feat)
+            cls_out.append(self.cls_logits(cls_feat))
+            reg_out.append(F.relu(scale(self.bbox_pred(box_feat))) * stride)
+            ctr_out.append(self.centerness(box_feat))
+        return cls_out, reg_out, ctr_out
