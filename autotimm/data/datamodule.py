@@ -60,6 +60,8 @@ class DetectionDataModule(L.LightningDataModule):
         persistent_workers: keep workers alive between epochs (when ``num_workers > 0``).
         prefetch_factor: batches prefetched per worker (when ``num_workers > 0``).
         drop_last: drop the last incomplete training batch.
+        reader_options: extra reader arguments, e.g. ``{"annotations_dir": ..., "one_based": True}``
+            for VOC (see ``autotimm.data.readers.read_voc``).
 
     Example:
         >>> dm = DetectionDataModule(train="data/shapes/train.json", val="data/shapes/val.json",
@@ -90,6 +92,7 @@ class DetectionDataModule(L.LightningDataModule):
         persistent_workers: bool = True,
         prefetch_factor: int | None = None,
         drop_last: bool = False,
+        reader_options: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if format not in FORMATS:
@@ -135,6 +138,7 @@ class DetectionDataModule(L.LightningDataModule):
         self.persistent_workers = persistent_workers
         self.prefetch_factor = prefetch_factor
         self.drop_last = drop_last
+        self.reader_options = dict(reader_options or {})
         self._given_class_names = list(class_names) if class_names is not None else None
         self._annotations: dict[str, Annotations] = {}
         self.train_dataset: DetectionDataset | None = None
@@ -186,7 +190,8 @@ class DetectionDataModule(L.LightningDataModule):
                 reference = self.annotations(first).class_names
             images_dir = self.images_dir.get(split) if isinstance(self.images_dir, Mapping) else self.images_dir
             ann = read_annotations(
-                self.format, self.sources[split], images_dir, reference, split=split, min_size=self.min_box_size
+                self.format, self.sources[split], images_dir, reference, split=split,
+                min_size=self.min_box_size, **self.reader_options,
             )
             if split != first and ann.category_ids != self.annotations(first).category_ids:
                 raise ValueError(
@@ -250,7 +255,10 @@ class DetectionDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_dataset, "train", train=True)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> DataLoader | list:
+        """Letterbox-only val loader; an empty list (Lightning skips validation) without a val split."""
+        if "val" not in self.sources:
+            return []
         return self._loader(self.val_dataset, "val", train=False)
 
     def test_dataloader(self) -> DataLoader:

@@ -50,9 +50,15 @@ class DetectionRecord:
         self.image_path = Path(self.image_path)
         self.boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 4)
         n = len(self.boxes)
-        self.labels = np.asarray(self.labels, dtype=np.int64).reshape(n)
-        self.iscrowd = np.asarray(self.iscrowd, dtype=bool).reshape(n)
-        self.difficult = np.asarray(self.difficult, dtype=bool).reshape(n)
+        self.labels = np.asarray(self.labels, dtype=np.int64).reshape(-1)
+        # flags left at their empty default mean "all False"
+        self.iscrowd = np.asarray(self.iscrowd, dtype=bool).reshape(-1) if len(self.iscrowd) else np.zeros(n, bool)
+        self.difficult = np.asarray(self.difficult, dtype=bool).reshape(-1) if len(self.difficult) else np.zeros(n, bool)
+        for name in ("labels", "iscrowd", "difficult"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(
+                    f"DetectionRecord for '{self.image_path}': {n} boxes but {len(getattr(self, name))} {name}."
+                )
 
     @property
     def num_boxes(self) -> int:

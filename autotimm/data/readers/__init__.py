@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Sequence, get_args
+from typing import Any, Literal, Sequence, get_args
 
 from autotimm.data.readers.coco import read_coco
 from autotimm.data.readers.csv_table import read_csv
@@ -22,6 +22,7 @@ def read_annotations(
     class_names: Sequence[str] | None = None,
     split: str = "train",
     min_size: float = 1.0,
+    **options: Any,
 ) -> Annotations:
     """Read one split in any supported format.
 
@@ -33,17 +34,25 @@ def read_annotations(
             given list must match it.
         split: the data.yaml key to read (YOLO only).
         min_size: boxes smaller than this (px) are dropped with one warning.
+        **options: format-specific reader arguments, e.g. ``one_based`` and ``annotations_dir``
+            for VOC (see :func:`read_voc`).
     """
+    if format not in FORMATS:
+        raise ValueError(f"Unknown annotation format {format!r}; valid formats: {list(FORMATS)}.")
+    allowed = {"voc": {"one_based", "annotations_dir"}}.get(format, set())
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise ValueError(
+            f"Reader options {unknown} do not apply to format {format!r}; it accepts {sorted(allowed) or 'none'}."
+        )
     if format == "coco":
         ann = read_coco(source, images_dir, min_size)
     elif format == "voc":
-        ann = read_voc(source, images_dir, class_names, min_size=min_size)
+        ann = read_voc(source, images_dir, class_names, min_size=min_size, **options)
     elif format == "yolo":
         ann = read_yolo(source, split, min_size)
-    elif format == "csv":
-        ann = read_csv(source, images_dir, class_names, min_size)
     else:
-        raise ValueError(f"Unknown annotation format {format!r}; valid formats: {list(FORMATS)}.")
+        ann = read_csv(source, images_dir, class_names, min_size)
     if class_names is not None and format in ("coco", "yolo") and list(class_names) != ann.class_names:
         raise ValueError(
             f"{source}: its classes {ann.class_names} differ from the expected {list(class_names)} "

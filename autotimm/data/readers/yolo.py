@@ -18,7 +18,7 @@ import numpy as np
 import yaml
 
 from autotimm.data.image_io import read_image_size
-from autotimm.data.records import Annotations, BoxCleaner, make_record, require_images
+from autotimm.data.records import Annotations, BoxCleaner, listing, make_record, require_images
 
 IMAGE_SUFFIXES = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp", ".mpo")
 SPLITS = ("train", "val", "test")
@@ -121,7 +121,7 @@ def read_yolo(data_yaml: str | Path, split: str = "train", min_size: float = 1.0
     require_images(images, yaml_file, f"split '{split}'")
     missing = [str(p) for p in images if not p.is_file()]
     if missing:
-        raise ValueError(f"{yaml_file}: split '{split}' lists {len(missing)} missing image file(s): {missing[:10]}.")
+        raise ValueError(f"{yaml_file}: split '{split}' lists {len(missing)} missing image file(s): {listing(missing)}.")
 
     cleaner = BoxCleaner(yaml_file, min_size)
     records = []

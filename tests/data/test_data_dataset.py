@@ -1,0 +1,113 @@
+"""DetectionDataset samples, collate, augmentation outputs and the shared strong-augment flag."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.utils.data import DataLoader
+from torchvision.transforms import v2
+
+from autotimm.data.dataset import DetectionDataset, collate_detection
+from autotimm.data.examples import data_root
+from autotimm.data.letterbox import PAD_VALUE, boxes_to_original
+from autotimm.data.readers import read_coco
+from autotimm.data.records import DetectionRecord
+from autotimm.data.transforms import AugmentConfig
+
+
+@pytest.fixture(scope="module")
+def shapes():
+    return read_coco(data_root() / "shapes/val.json")
+
+
+@pytest.fixture
+def two_records(tmp_path, image_writer):
+    a = image_writer(tmp_path / "a.png", 80, 40, (200, 10, 10))
+    b = image_writer(tmp_path / "b.png", 30, 60, (10, 10, 200))
+    return [
+        DetectionRecord(a, 80, 40, boxes=[[8, 4, 40, 20], [60, 30, 80, 40]], labels=[1, 0],
+                        iscrowd=[False, True], difficult=[True, False], image_id=7),
+        DetectionRecord(b, 30, 60, image_id=8),  # no boxes
+    ]
+
+
+def test_validation_sample_is_the_exact_letterbox(two_records):
+    image, target = DetectionDataset(two_records, ["x", "y"], image_size=64, difficult="keep")[0]
+    assert image.shape == (3, 64, 64) and image.dtype == torch.uint8
+    # 80x40 -> scale 0.8 -> 64x32 content at the top-left, pad below
+    assert image[:, :32, :].float().mean(dim=(1, 2)).round().tolist() == [200, 10, 10]
+    assert (image[:, 32:, :] == PAD_VALUE).all()
+    assert torch.allclose(target["boxes"], torch.tensor([[6.4, 3.2, 32.0, 16.0], [48.0, 24.0, 64.0, 32.0]]))
+    assert target["boxes"].dtype == torch.float32
+    assert target["labels"].tolist() == [1, 0] and target["labels"].dtype == torch.int64
+    assert target["iscrowd"].tolist() == [0, 1] and target["iscrowd"].dtype == torch.int64
+    assert target["image_id"].dtype == torch.int64 and target["image_id"].shape == () and int(target["image_id"]) == 7
+    assert target["orig_size"].tolist() == [40, 80] and target["orig_size"].dtype == torch.int64
+    assert torch.allclose(target["letterbox"], torch.tensor([0.8, 0.0, 0.0]))
+    back = boxes_to_original(target["boxes"], target["letterbox"], target["orig_size"])
+    assert torch.allclose(back, torch.tensor([[8.0, 4.0, 40.0, 20.0], [60.0, 30.0, 80.0, 40.0]]), atol=1e-4)
+
+
+def test_image_without_boxes(two_records):
+    _, target = DetectionDataset(two_records, ["x", "y"], image_size=64)[1]
+    assert target["boxes"].shape == (0, 4) and target["boxes"].dtype == torch.float32
+    assert target["labels"].shape == (0,) and target["iscrowd"].shape == (0,)
+
+
+def test_difficult_policies(two_records):
+    assert DetectionDataset(two_records, ["x", "y"], 64)[0][1]["iscrowd"].tolist() == [1, 1]  # "ignore"
+    dropped = DetectionDataset(two_records, ["x", "y"], 64, difficult="drop")[0][1]
+    assert dropped["labels"].tolist() == [0] and dropped["iscrowd"].tolist() == [1]
+    with pytest.raises(ValueError, match="difficult must be 'ignore', 'keep' or 'drop'; got 'skip'"):
+        DetectionDataset(two_records, ["x", "y"], 64, difficult="skip")
+
+
+def test_collate_shapes_and_dtypes(two_records):
+    ds = DetectionDataset(two_records, ["x", "y"], image_size=64)
+    images, targets = collate_detection([ds[0], ds[1]])
+    assert images.shape == (2, 3, 64, 64) and images.dtype == torch.uint8
+    assert [t["boxes"].shape for t in targets] == [(2, 4), (0, 4)]
+    assert torch.stack([t["letterbox"] for t in targets]).shape == (2, 3)
+    assert torch.stack([t["orig_size"] for t in targets]).tolist() == [[40, 80], [60, 30]]
+
+
+def test_user_transform_runs_in_the_original_frame(two_records):
+    ds = DetectionDataset(two_records, ["x", "y"], image_size=64, augment=v2.RandomHorizontalFlip(p=1.0), difficult="keep")
+    _, target = ds[0]
+    # flipped in the 80 px wide original: [8, 4, 40, 20] -> [40, 4, 72, 20]; then x0.8
+    assert torch.allclose(target["boxes"], torch.tensor([[32.0, 3.2, 57.6, 16.0], [0.0, 24.0, 16.0, 32.0]]))
+
+
+@pytest.mark.parametrize("augment", ["default", "strong"])
+def test_augmented_samples_are_valid(shapes, augment):
+    torch.manual_seed(0)
+    ds = DetectionDataset(shapes.records[:12], shapes.class_names, image_size=96, augment=augment)
+    sizes = set()
+    for i in range(len(ds)):
+        image, target = ds[i]
+        boxes = target["boxes"]
+        assert image.shape == (3, 96, 96) and image.dtype == torch.uint8
+        assert len(boxes) == len(target["labels"]) == len(target["iscrowd"])
+        assert (boxes >= 0).all() and (boxes <= 96).all()
+        assert ((boxes[:, 2:] - boxes[:, :2]) >= 2.0).all()  # min_size of the presets
+        assert ((target["labels"] >= 0) & (target["labels"] < 3)).all()
+        sizes.add(tuple(target["orig_size"].tolist()))
+    assert ((192, 192) in sizes) == (augment == "strong")  # mosaic canvases are 2S x 2S
+
+
+def test_strong_augment_flag_reaches_persistent_workers(shapes):
+    ds = DetectionDataset(shapes.records[:4], shapes.class_names, image_size=64, augment=AugmentConfig(mosaic_prob=1.0))
+    loader = DataLoader(ds, batch_size=4, num_workers=1, persistent_workers=True, collate_fn=collate_detection)
+    sizes = lambda: {tuple(t["orig_size"].tolist()) for _, targets in loader for t in targets}  # noqa: E731
+    assert sizes() == {(128, 128)}  # every sample is a mosaic
+    ds.set_strong_augment(False)
+    assert not ds.strong_augment
+    plain = sizes()  # same worker process, next epoch
+    assert (128, 128) not in plain and len(plain) >= 2
+    ds.set_strong_augment(True)
+    assert sizes() == {(128, 128)}
+
+
+def test_bad_image_size(two_records):
+    with pytest.raises(ValueError, match="image_size must be an int >= 32; got 16"):
+        DetectionDataset(two_records, ["x"], image_size=16)
