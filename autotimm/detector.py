@@ -387,6 +387,29 @@ class ObjectDetector(PreprocessingMixin, L.LightningModule):
             return dets
         return to_original_frame(dets, targets)[0]
 
+    def to_onnx(
+        self,
+        save_path: str | None = None,
+        example_input: Tensor | None = None,
+        opset_version: int = 17,
+        dynamic_axes: dict[str, dict[int, str]] | None = None,
+        **kwargs: Any,
+    ) -> str:
+        """Export to one self-contained ONNX file; returns its path (a temp file when ``save_path`` is None).
+
+        Outputs are ``cls_l0..``, ``reg_l0..``, ``ctr_l0..`` per level (``obj_l*`` for YOLOX), or with
+        ``include_postprocess=True`` boxes [B, K, 4] (input frame), scores, labels, num_detections.
+        The input is the normalised float batch [B, 3, H, W] (input frame); H and W must be multiples
+        of the largest stride; the batch axis is dynamic unless ``dynamic_axes`` says otherwise.
+        ``kwargs`` go to :func:`autotimm.export.export_to_onnx` (include_postprocess, image_size, ...).
+
+        Example:
+            >>> path = model.to_onnx("detector.onnx", include_postprocess=True)
+        """
+        from autotimm.export.onnx import export_to_onnx
+
+        return export_to_onnx(self, save_path, example_input, opset_version, dynamic_axes, **kwargs)
+
     def configure_optimizers(self) -> Any:
         hp = self.hparams
         optimizer = build_optimizer(hp.optimizer, self, self._lr, hp.weight_decay, hp.optimizer_kwargs)
