@@ -157,6 +157,11 @@ class DetectionDataset(Dataset):
         size = self.image_size
         if callable(self.augment) and not isinstance(self.augment, AugmentConfig):
             image, boxes, extra = apply_v2(self.augment, image, boxes, extra)
+            if image.dtype != torch.uint8 or image.ndim != 3:
+                raise ValueError(
+                    f"The augment callable returned a {image.dtype} image of shape {tuple(image.shape)}; "
+                    "it must return uint8 [3, H, W] (leave ToDtype/Normalize out: the model normalises)."
+                )
         orig_hw = (int(image.shape[-2]), int(image.shape[-1]))
         config = self.config
         if config is None or (config.scale_range == (1.0, 1.0) and not config.translate):

@@ -251,11 +251,7 @@ def apply_v2(
         boxes.float(), format=tv_tensors.BoundingBoxFormat.XYXY, canvas_size=tuple(image.shape[-2:])
     )
     out_image, out_target = transform(tv_tensors.Image(image), target)
-    sanitize = v2.SanitizeBoundingBoxes(min_size=1.0, labels_getter=lambda s: tuple(s[1][k] for k in extra))
-    out_image, out_target = sanitize(out_image, out_target)
-    out_boxes = out_target["boxes"].as_subclass(Tensor).float()
-    return (
-        out_image.as_subclass(Tensor),
-        out_boxes,
-        {k: out_target[k].as_subclass(Tensor) if isinstance(out_target[k], Tensor) else out_target[k] for k in extra},
-    )
+    labels_of = lambda sample: tuple(sample[1][k] for k in extra)  # noqa: E731 - keep extras in step
+    out_image, out_target = v2.SanitizeBoundingBoxes(min_size=1.0, labels_getter=labels_of)(out_image, out_target)
+    plain = {k: torch.as_tensor(out_target[k]).as_subclass(Tensor) for k in extra}
+    return out_image.as_subclass(Tensor), out_target["boxes"].as_subclass(Tensor).float(), plain

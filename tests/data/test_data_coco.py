@@ -119,3 +119,9 @@ def test_read_annotations_checks_expected_classes(coco_factory):
         read_annotations("coco", path, class_names=["dog", "cat"])
     with pytest.raises(ValueError, match=r"Unknown annotation format 'kitti'; valid formats: \['coco', 'voc', 'yolo', 'csv'\]"):
         read_annotations("kitti", path)
+
+
+def test_duplicate_image_ids(coco_factory):
+    images = [{"id": 1, "file_name": "img/a.jpg"}, {"id": 1, "file_name": "img/b.jpg"}]
+    with pytest.raises(ValueError, match=r"image ids must be unique; repeated: \[1\]"):
+        read_coco(coco_factory(images=images, annotations=[]))

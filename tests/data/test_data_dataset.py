@@ -111,3 +111,9 @@ def test_strong_augment_flag_reaches_persistent_workers(shapes):
 def test_bad_image_size(two_records):
     with pytest.raises(ValueError, match="image_size must be an int >= 32; got 16"):
         DetectionDataset(two_records, ["x"], image_size=16)
+
+
+def test_user_transform_must_keep_uint8(two_records):
+    to_float = v2.ToDtype(torch.float32, scale=True)
+    with pytest.raises(ValueError, match=r"augment callable returned a torch.float32 image.*must return uint8"):
+        DetectionDataset(two_records, ["x", "y"], 64, augment=to_float)[0]

@@ -61,4 +61,7 @@ def read_annotations(
     return ann
 
 
-__all__ = ["Annotations", "AnnotationFormat", "FORMATS", "read_annotations", "read_coco", "read_csv", "read_voc", "read_yolo"]
+__all__ = [
+    "FORMATS", "AnnotationFormat", "Annotations",
+    "read_annotations", "read_coco", "read_csv", "read_voc", "read_yolo",
+]

@@ -72,6 +72,10 @@ def read_coco(
     label_of = {cid: label for label, cid in enumerate(category_ids)}
 
     images = {int(im["id"]): im for im in data["images"]}
+    if len(images) != len(data["images"]):
+        seen: set[int] = set()
+        dupes = sorted({int(im["id"]) for im in data["images"] if int(im["id"]) in seen or seen.add(int(im["id"]))})
+        raise ValueError(f"{ann_file}: image ids must be unique; repeated: {dupes[:10]}.")
     per_image: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for i, ann in enumerate(data.get("annotations", [])):
         entry = f"annotation id {ann.get('id', f'#{i}')}"
