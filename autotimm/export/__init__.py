@@ -6,8 +6,8 @@ Example:
     >>> OnnxDetector(path).predict("image.jpg")
 """
 
-from autotimm.export.metadata import ExportMetadata, read_metadata
+from autotimm.export.metadata import ExportMetadata, add_metadata, read_metadata
 from autotimm.export.onnx import export_to_onnx
 from autotimm.export.runtime import OnnxDetector
 
-__all__ = ["ExportMetadata", "OnnxDetector", "export_to_onnx", "read_metadata"]
+__all__ = ["ExportMetadata", "OnnxDetector", "add_metadata", "export_to_onnx", "read_metadata"]

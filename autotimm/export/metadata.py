@@ -67,16 +67,12 @@ class ExportMetadata:
         return cls(**values)
 
 
-def write_metadata(path: str | Path, metadata: ExportMetadata) -> None:
-    """Add ``metadata`` to the ONNX file at ``path`` and save it again as one self-contained file."""
-    import onnx
-
-    model = onnx.load(str(path))
+def add_metadata(model: Any, metadata: ExportMetadata) -> None:
+    """Set ``metadata`` in the ``metadata_props`` of an ``onnx.ModelProto`` (replacing older values)."""
     existing = {p.key: p for p in model.metadata_props}
     for key, value in metadata.to_props().items():
         prop = existing.get(key) or model.metadata_props.add()
         prop.key, prop.value = key, value
-    onnx.save(model, str(path), save_as_external_data=False)
 
 
 def read_metadata(path: str | Path) -> ExportMetadata:

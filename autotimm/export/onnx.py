@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from autotimm.export.graphs import E2E_OUTPUT_NAMES, INPUT_NAME, EndToEnd, RawOutputs, raw_output_names
-from autotimm.export.metadata import ExportMetadata, write_metadata
+from autotimm.export.metadata import ExportMetadata, add_metadata
 
 # 11: first opset with Resize-to-sizes (FPN upsampling), ScatterND and TopK with a tensor k, all
 # used by these graphs. 20: the newest opset of torch's TorchScript-based exporter used here.
@@ -96,10 +96,13 @@ def export_to_onnx(
     was_training = model.training
     wrapper.eval()  # the exporter restores the wrapper's mode afterwards, recursively
     try:
+        with torch.no_grad():
+            shapes = [tuple(t.shape) for t in wrapper(example.to(model.device))]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
             warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
             warnings.filterwarnings("ignore", message=r".*dynamo=False.*")
+            warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.* is deprecated.*")  # torchvision's NMS while tracing
             torch.onnx.export(
                 wrapper,
                 (example.to(model.device),),
@@ -113,8 +116,24 @@ def export_to_onnx(
             )
     finally:
         model.train(was_training)
-    write_metadata(path, _metadata(model, example, include_postprocess, output_names, score_thresh, nms_thresh, max_detections, topk_per_level))
+    meta = _metadata(model, example, include_postprocess, output_names, score_thresh, nms_thresh, max_detections, topk_per_level)
+    _finalize(path, meta, dict(zip(output_names, shapes)), axes)
     return str(path)
+
+
+def _finalize(path: Path, metadata: ExportMetadata, shapes: dict[str, tuple[int, ...]], axes: dict[str, dict[int, str]]) -> None:
+    """Declare the static output sizes (the tracer leaves them symbolic), add the metadata, and save
+    again as one self-contained file."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    for output in proto.graph.output:
+        dynamic = axes.get(output.name, {})
+        for axis, dim in enumerate(output.type.tensor_type.shape.dim):
+            if axis not in dynamic and output.name in shapes:
+                dim.dim_value = shapes[output.name][axis]  # clears the symbolic name
+    add_metadata(proto, metadata)
+    onnx.save(proto, str(path), save_as_external_data=False)
 
 
 def _check_opset(opset_version: int) -> None:

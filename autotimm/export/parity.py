@@ -1,0 +1,120 @@
+"""Does the exported file compute what the PyTorch model computes? Raw maps and final detections."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from autotimm.export.runtime import OnnxDetector
+
+
+@dataclass
+class ParityReport:
+    """Eager model vs. ONNX Runtime on the same normalised batch (input frame).
+
+    Attributes:
+        raw_max_abs_diff: largest |eager - onnx| over all raw per-level outputs, or None when no raw
+            graph was compared.
+        detections_match: every image has the same detections (same labels, boxes within
+            ``box_tol`` px, scores within ``score_tol``).
+        num_detections: (eager, onnx) total detections over the batch.
+        max_box_diff / max_score_diff: largest differences between matched detections.
+    """
+
+    raw_max_abs_diff: float | None
+    detections_match: bool
+    num_detections: tuple[int, int]
+    max_box_diff: float
+    max_score_diff: float
+
+    def ok(self, raw_tol: float = 1e-3) -> bool:
+        """Detections match and raw outputs (when compared) agree within ``raw_tol``."""
+        raw_ok = self.raw_max_abs_diff is None or self.raw_max_abs_diff <= raw_tol
+        return raw_ok and self.detections_match
+
+    def __str__(self) -> str:
+        raw = "n/a" if self.raw_max_abs_diff is None else f"{self.raw_max_abs_diff:.3g}"
+        verdict = "match" if self.detections_match else "DIFFER"
+        return (
+            f"raw outputs: max abs diff {raw}\n"
+            f"detections: {verdict} (eager {self.num_detections[0]}, onnx {self.num_detections[1]}; "
+            f"max box diff {self.max_box_diff:.3g} px, max score diff {self.max_score_diff:.3g})"
+        )
+
+
+def match_detections(
+    a: Sequence[dict[str, Tensor]], b: Sequence[dict[str, Tensor]], box_tol: float = 1e-2, score_tol: float = 1e-4
+) -> tuple[bool, float, float]:
+    """Whether two lists of per-image detections agree, independent of the order of tied scores.
+
+    Each detection of ``a`` is paired with an unused one of ``b`` with the same label, a score within
+    ``score_tol`` and every box coordinate within ``box_tol``, best score first.
+
+    Returns:
+        (all images pair up one to one, max box diff, max score diff over the pairs found).
+    """
+    if len(a) != len(b):
+        return False, float("inf"), float("inf")
+    ok, box_diff, score_diff = True, 0.0, 0.0
+    for da, db in zip(a, b):
+        if len(da["scores"]) != len(db["scores"]):
+            ok = False
+        boxes = (da["boxes"].float()[:, None] - db["boxes"].float()[None]).abs().amax(-1)  # [Na, Nb]
+        scores = (da["scores"].float()[:, None] - db["scores"].float()[None]).abs()  # [Na, Nb]
+        same = (da["labels"][:, None] == db["labels"][None]) & (boxes <= box_tol) & (scores <= score_tol)
+        used = torch.zeros(len(db["scores"]), dtype=torch.bool)
+        for i in torch.argsort(da["scores"], descending=True).tolist():  # a few hundred at most
+            free = (same[i] & ~used).nonzero()
+            if not len(free):
+                ok = False
+                continue
+            j = int(free[scores[i, free[:, 0]].argmin(), 0])
+            used[j] = True
+            box_diff, score_diff = max(box_diff, float(boxes[i, j])), max(score_diff, float(scores[i, j]))
+    return ok, box_diff, score_diff
+
+
+@torch.no_grad()
+def check_parity(
+    model: nn.Module,
+    onnx_path: str | Path,
+    images: Tensor,
+    raw_onnx_path: str | Path | None = None,
+    box_tol: float = 1e-2,
+    score_tol: float = 1e-4,
+) -> ParityReport:
+    """Compare ``model`` (eager, fp32) with an exported file on one normalised batch.
+
+    Args:
+        model: the :class:`~autotimm.detector.ObjectDetector` that was exported.
+        onnx_path: the exported file (raw or end-to-end).
+        images: normalised float Tensor[B, 3, H, W] at the file's input size (input frame).
+        raw_onnx_path: a raw export to compare maps with when ``onnx_path`` is end-to-end.
+        box_tol / score_tol: tolerances for :func:`match_detections`.
+    """
+    detector = OnnxDetector(onnx_path)
+    was_training = model.training
+    model.eval()
+    try:
+        images = images.to(model.device)
+        outputs = model._network(images)
+        meta = detector.metadata
+        eager = model.detect(outputs, tuple(images.shape[-2:]), meta.score_thresh, meta.nms_thresh, meta.max_detections)
+    finally:
+        model.train(was_training)
+    onnx_out = detector.run(images)
+    ours = detector.detect(onnx_out)
+    raw_detector = detector if not detector.end_to_end else (OnnxDetector(raw_onnx_path) if raw_onnx_path else None)
+    raw_diff = None
+    if raw_detector is not None:
+        raw = onnx_out if raw_detector is detector else raw_detector.run(images)
+        flat = [t for kind in outputs for t in kind]
+        raw_diff = max(float((torch.from_numpy(raw[name]) - t.cpu()).abs().max()) for name, t in zip(raw_detector.output_names, flat))
+    eager = [{k: v.cpu() for k, v in d.items()} for d in eager]
+    match, box_diff, score_diff = match_detections(eager, ours, box_tol, score_tol)
+    counts = (sum(len(d["scores"]) for d in eager), sum(len(d["scores"]) for d in ours))
+    return ParityReport(raw_diff, match, counts, box_diff, score_diff)
