@@ -119,8 +119,9 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{label:<44} {rate:8.1f} img/s", flush=True)
 
     cpu = platform.processor() or platform.machine()
-    header = (f"{date.today().isoformat()}, {os.cpu_count()} CPU cores ({cpu}), torch {torch.__version__}, "
-              f"{args.image_size} px, batch {args.batch_size}, {args.workers} workers")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    header = (f"{date.today().isoformat()}, {os.cpu_count()} CPU cores ({cpu}), load average {load:.1f} at the end, "
+              f"torch {torch.__version__}, {args.image_size} px, batch {args.batch_size}, {args.workers} workers")
     lines = [header, "", "| what | images/s |", "|---|---:|"] + [f"| {name} | {rate:.1f} |" for name, rate in rows]
     print("\n" + "\n".join(lines))
     if not args.no_write:

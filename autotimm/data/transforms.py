@@ -22,7 +22,7 @@ Presets:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Callable, Literal, Union
 
 import torch
@@ -114,11 +114,6 @@ def resolve_augment(augment: Augment) -> AugmentConfig | UserTransform:
         f"Unknown augment {augment!r}; use one of {sorted(PRESETS)}, an AugmentConfig, or a callable "
         "(image, target) -> (image, target) working on torchvision tv_tensors."
     )
-
-
-def without_strong(config: AugmentConfig) -> AugmentConfig:
-    """The same settings with mosaic and mixup off."""
-    return replace(config, mosaic_prob=0.0, mixup_prob=0.0)
 
 
 def sample_placement(
