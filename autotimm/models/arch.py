@@ -60,7 +60,7 @@ class FCOS(nn.Module):
         return scores, decode_distances(points, reg)
 
 
-LOSS_NAMES = ("loss", "cls_loss", "reg_loss", "centerness_loss")
+LOSS_NAMES = ("loss", "cls_loss", "reg_loss", "centerness_loss", "obj_loss", "l1_loss")  # logged when present
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,13 @@ class ArchSpec:
     default_reg_loss: str
 
 
-ARCHITECTURES: dict[str, ArchSpec] = {"fcos": ArchSpec(FCOS, "focal", "giou")}
+def _yolox(*args: object) -> nn.Module:
+    from autotimm.models.yolox import YOLOX  # imported on use: autotimm.models.yolox imports this module
+
+    return YOLOX(*args)
+
+
+ARCHITECTURES: dict[str, ArchSpec] = {"fcos": ArchSpec(FCOS, "focal", "giou"), "yolox": ArchSpec(_yolox, "bce", "iou")}
 
 
 def build_arch(

@@ -1,0 +1,137 @@
+"""YOLOX decoupled head (Ge et al. 2021): one head per pyramid level, boxes as stride-relative offsets.
+
+Box encoding, used by :func:`decode_offsets` / :func:`encode_offsets` and nowhere else: for a point
+``p`` (a cell centre ``(j + 0.5) * stride`` from ``ObjectDetector.points``, input frame) the raw
+regression ``(dx, dy, log_w, log_h)`` means
+
+    centre = p + (dx, dy) * stride,    (w, h) = exp((log_w, log_h)) * stride.
+
+YOLOX measures the offset from the cell's corner ``j * stride``; measuring it from the cell centre is
+the same parametrisation shifted by half a cell, so an offset of 0 puts the box on the point itself.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from autotimm.models.heads.fcos import group_norm
+
+# exp() input is clamped here: a box at most ~1100 strides wide (8800 px at stride 8) covers any
+# sensible object and keeps exp() finite and its gradient bounded early in training.
+MAX_LOG_WH = 7.0
+
+
+def decode_offsets(raw: Tensor, points: Tensor, stride: Tensor) -> Tensor:
+    """Raw ``(dx, dy, log_w, log_h)`` -> boxes x1y1x2y2 in the input frame.
+
+    Args:
+        raw: Tensor[..., P, 4] raw regression outputs.
+        points: Tensor[P, 2] (x, y) cell centres, input-frame pixels.
+        stride: Tensor[P] stride of each point's level.
+
+    Returns:
+        Tensor[..., P, 4] boxes (x1, y1, x2, y2), input-frame pixels.
+    """
+    s = stride[:, None]  # [P, 1]
+    centre = points + raw[..., :2] * s  # [..., P, 2]
+    wh = raw[..., 2:].clamp(max=MAX_LOG_WH).exp() * s  # [..., P, 2]
+    return torch.cat([centre - wh / 2, centre + wh / 2], dim=-1)
+
+
+def encode_offsets(boxes: Tensor, points: Tensor, stride: Tensor, eps: float = 1e-8) -> Tensor:
+    """Inverse of :func:`decode_offsets`: boxes -> the raw ``(dx, dy, log_w, log_h)`` that decode to them.
+
+    Args:
+        boxes: Tensor[N, 4] x1y1x2y2, input frame.
+        points: Tensor[N, 2] the point each box is regressed from.
+        stride: Tensor[N] that point's stride.
+
+    Returns:
+        Tensor[N, 4], the L1 target of YOLOX's last epochs.
+    """
+    s = stride[:, None]  # [N, 1]
+    centre = (boxes[:, :2] + boxes[:, 2:]) / 2  # [N, 2]
+    wh = boxes[:, 2:] - boxes[:, :2]  # [N, 2]
+    return torch.cat([(centre - points) / s, torch.log(wh / s + eps)], dim=1)
+
+
+def conv_norm_act(in_channels: int, out_channels: int, kernel_size: int) -> nn.Sequential:
+    """Conv + GroupNorm + SiLU. GroupNorm instead of YOLOX's BatchNorm: a 1x1 top level with batch 1
+    has a single value per channel, which BatchNorm cannot normalise in training."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=False),
+        group_norm(out_channels),
+        nn.SiLU(inplace=True),
+    )
+
+
+class YOLOXLevelHead(nn.Module):
+    """The head of one level: 1x1 stem, then a classification tower and a regression tower.
+
+    The regression tower feeds both the box and the objectness predictions, as in YOLOX.
+    """
+
+    def __init__(self, in_channels: int, num_classes: int, num_convs: int, prior_prob: float) -> None:
+        super().__init__()
+        self.stem = conv_norm_act(in_channels, in_channels, 1)
+        self.cls_convs = nn.Sequential(*(conv_norm_act(in_channels, in_channels, 3) for _ in range(num_convs)))
+        self.reg_convs = nn.Sequential(*(conv_norm_act(in_channels, in_channels, 3) for _ in range(num_convs)))
+        self.cls_pred = nn.Conv2d(in_channels, num_classes, 1)
+        self.reg_pred = nn.Conv2d(in_channels, 4, 1)
+        self.obj_pred = nn.Conv2d(in_channels, 1, 1)
+        bias = -math.log((1 - prior_prob) / prior_prob)  # every point starts as "1% object"
+        nn.init.constant_(self.cls_pred.bias, bias)
+        nn.init.constant_(self.obj_pred.bias, bias)
+        nn.init.zeros_(self.reg_pred.bias)  # a box of one stride on the point itself
+
+    def forward(self, feat: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Tensor[B, C, H, W] -> cls Tensor[B, K, H, W], reg Tensor[B, 4, H, W], obj Tensor[B, 1, H, W]."""
+        x = self.stem(feat)
+        cls_feat = self.cls_convs(x)
+        reg_feat = self.reg_convs(x)
+        return self.cls_pred(cls_feat), self.reg_pred(reg_feat), self.obj_pred(reg_feat)
+
+
+class YOLOXHead(nn.Module):
+    """YOLOX decoupled head: an independent :class:`YOLOXLevelHead` for every pyramid level.
+
+    Args:
+        in_channels: channels of every pyramid level (``fpn_channels``); also the head's width.
+        num_classes: number of object classes (sigmoid scores, no background class).
+        strides: stride of each level (one head per level).
+        num_convs: 3x3 conv + GroupNorm + SiLU layers in each tower (``head_num_convs``; YOLOX uses 2).
+        prior_prob: initial classification and objectness probability.
+
+    Example:
+        >>> head = YOLOXHead(64, num_classes=3, strides=(8, 16, 32), num_convs=2)
+        >>> cls, reg, obj = head([torch.zeros(1, 64, 8, 8), torch.zeros(1, 64, 4, 4), torch.zeros(1, 64, 2, 2)])
+        >>> [tuple(c.shape) for c in cls]
+        [(1, 3, 8, 8), (1, 3, 4, 4), (1, 3, 2, 2)]
+    """
+
+    def __init__(self, in_channels: int, num_classes: int, strides: Sequence[int], num_convs: int = 2, prior_prob: float = 0.01) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.strides = tuple(strides)
+        self.levels = nn.ModuleList(YOLOXLevelHead(in_channels, num_classes, num_convs, prior_prob) for _ in self.strides)
+
+    def forward(self, feats: Sequence[Tensor]) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
+        """Per-level raw outputs.
+
+        Args:
+            feats: one Tensor[B, C, H_l, W_l] per level (as many as ``strides``).
+
+        Returns:
+            (cls, reg, obj): lists over levels of classification logits Tensor[B, K, H_l, W_l], raw box
+            regression ``(dx, dy, log_w, log_h)`` Tensor[B, 4, H_l, W_l] in stride units (decode with
+            :func:`decode_offsets`; input frame after decoding), and objectness logits Tensor[B, 1, H_l, W_l].
+        """
+        if len(feats) != len(self.levels):
+            raise ValueError(f"YOLOXHead has {len(self.levels)} levels (strides {self.strides}) but got {len(feats)} feature maps.")
+        outs = [level(feat) for level, feat in zip(self.levels, feats)]
+        cls, reg, obj = (list(t) for t in zip(*outs))
+        return cls, reg, obj
