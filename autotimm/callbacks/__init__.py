@@ -1,5 +1,6 @@
 """Lightning callbacks of autotimm."""
 
 from autotimm.callbacks.live_plot import LivePlot
+from autotimm.callbacks.yolox import YOLOXEMA, YOLOXLastEpochs
 
-__all__ = ["LivePlot"]
+__all__ = ["LivePlot", "YOLOXEMA", "YOLOXLastEpochs"]
