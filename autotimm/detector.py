@@ -26,6 +26,17 @@ from autotimm.utils.precision import resolve_precision
 from autotimm.utils.validation import check_images, check_targets
 
 
+def _allow_config_classes_in_checkpoints() -> None:
+    """Checkpoint hyperparameters hold our config dataclasses; let torch.load(weights_only=True) read them."""
+    from autotimm.metrics.logging_config import LoggingConfig
+    from autotimm.metrics.manager import MetricConfig
+
+    torch.serialization.add_safe_globals([FeatureBackboneConfig, TransformConfig, MetricConfig, LoggingConfig])
+
+
+_allow_config_classes_in_checkpoints()
+
+
 class ObjectDetector(PreprocessingMixin, L.LightningModule):
     """End-to-end anchor-free detector: any timm backbone, FPN (P3-P7), FCOS (or YOLOX) head.
 

@@ -224,3 +224,19 @@ def test_string_backbone_asks_for_pretrained_weights(tiny_detector_kwargs):
     # Offline (as in every test): a plain name means pretrained=True, which fails with a hint.
     with pytest.raises(RuntimeError, match="weights_file"):
         build(tiny_detector_kwargs, backbone="resnet18")
+
+
+def test_bf16_channels_last_gradients_match_fp32(tiny_detector_kwargs):
+    # Regression: at 64 px the top levels are 1x1, where oneDNN's bf16 weight gradient once returned 1e28.
+    model = build(tiny_detector_kwargs, seed=0)
+    images, targets = collate(make_samples(4, 64))
+    x = model.normalize(images)
+    model.compute_loss(x, targets)["loss"].backward()
+    fp32 = {n: p.grad.abs().max() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    model.to(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        model.compute_loss(x.contiguous(memory_format=torch.channels_last), targets)["loss"].backward()
+    for name, p in model.named_parameters():
+        if p.grad is not None:
+            assert p.grad.abs().max() <= 2 * fp32[name] + 1e-3, name

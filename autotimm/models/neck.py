@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Sequence
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.ops.feature_pyramid_network import ExtraFPNBlock, FeaturePyramidNetwork
@@ -35,10 +36,14 @@ class ExtraLevels(ExtraFPNBlock):
 
     def forward(self, results: list[Tensor], x: list[Tensor], names: list[str]) -> tuple[list[Tensor], list[str]]:
         level = results[-1]
-        for i, conv in enumerate(self.convs):
-            level = conv(F.relu(level) if i else level)  # FCOS: P6 from P5, ReLU before P7
-            results.append(level)
-            names.append(f"extra{i}")
+        # These maps are tiny, so fp32 costs nothing here; and in bf16 a stride-2 conv on a 1x1 map (P7
+        # of a small image) gets a garbage weight gradient from oneDNN (seen with torch 2.14: 1e28 / NaN).
+        with torch.autocast(level.device.type, enabled=False):
+            level = level.float()
+            for i, conv in enumerate(self.convs):
+                level = conv(F.relu(level) if i else level)  # FCOS: P6 from P5, ReLU before P7
+                results.append(level)
+                names.append(f"extra{i}")
         return results, names
 
 
