@@ -1,0 +1,140 @@
+"""`make demo`: train FCOS with a small timm backbone on the embedded shapes data, evaluate, and
+write ``runs/demo/`` (best checkpoint, metrics CSV, loss/mAP plot, val images with predictions).
+
+    python -m autotimm.demo [--epochs 30] [--image-size 256] [--backbone resnet18] [--out runs/demo]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+
+def _plot_history(metrics_csv: Path, out_png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps, losses, epochs, maps = [], [], [], []
+    with open(metrics_csv) as f:
+        for row in csv.DictReader(f):
+            if row.get("train/loss_step"):
+                steps.append(int(row["step"]))
+                losses.append(float(row["train/loss_step"]))
+            if row.get("val/mAP"):
+                epochs.append(int(row["epoch"]))
+                maps.append(float(row["val/mAP"]))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5))
+    ax1.plot(steps, losses, lw=0.8)
+    ax1.set(title="training loss", xlabel="step", yscale="log")
+    ax2.plot(epochs, maps, marker="o")
+    ax2.set(title="val mAP@[.5:.95]", xlabel="epoch", ylim=(0, 1))
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+
+
+def draw_detections(image_path: str | Path, det: dict, class_names: list[str], out_png: Path, min_score: float = 0.3) -> None:
+    """Save the image with its detections (original pixels) drawn on it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    from autotimm.data.image_io import read_pil
+
+    image = read_pil(image_path)
+    fig, ax = plt.subplots(figsize=(4, 4 * image.height / image.width))
+    ax.imshow(image)
+    for box, score, label in zip(det["boxes"].tolist(), det["scores"].tolist(), det["labels"].tolist()):
+        if score < min_score:
+            continue
+        x1, y1, x2, y2 = box
+        ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, lw=2, color="yellow"))
+        ax.text(x1, y1, f"{class_names[label]} {score:.2f}", color="black", fontsize=8, backgroundcolor="yellow")
+    ax.axis("off")
+    fig.tight_layout(pad=0)
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=24)
+    parser.add_argument("--image-size", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--backbone", default="resnet18")
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--out", default="runs/demo")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    from autotimm import AutoTrainer, FeatureBackboneConfig, ObjectDetector
+    from autotimm.data import example
+
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    start = time.time()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    shapes = example("shapes")
+    data = shapes.datamodule(image_size=args.image_size, batch_size=args.batch_size, num_workers=2)
+    model = ObjectDetector(
+        FeatureBackboneConfig(args.backbone, pretrained=True, fallback_to_scratch=True),
+        num_classes=len(shapes.class_names),
+        lr=args.lr,
+        fpn_channels=128,
+        head_num_convs=2,
+        scheduler="cosine",
+        scheduler_kwargs={"warmup_epochs": 1},
+        compile_model=False,
+        deterministic=False,
+        seed=args.seed,
+    )
+    trainer = AutoTrainer(max_epochs=args.epochs, default_root_dir=str(out), live_plot=_has_live_plot(), log_every_n_steps=5)
+    trainer.fit(model, datamodule=data)
+    best = trainer.best_model_path
+    model = ObjectDetector.load_from_checkpoint(best)
+    metrics = AutoTrainer(default_root_dir=str(out / "eval"), logger=False, enable_checkpointing=False, monitor=None,
+                          enable_progress_bar=False, enable_model_summary=False).validate(model, datamodule=data, verbose=False)[0]
+    _plot_history(out / "metrics.csv", out / "curves.png")
+    data.setup("validate")
+    val_records = data.val_dataset.records[:4] if hasattr(data.val_dataset, "records") else []
+    paths = [r.image_path for r in val_records]
+    for i, (path, det) in enumerate(zip(paths, model.predict(paths))):
+        draw_detections(path, det, list(shapes.class_names), out / f"val_pred_{i}.png")
+    elapsed = time.time() - start
+    summary = {
+        "val/mAP": round(float(metrics["val/mAP"]), 4),
+        "val/mAP_50": round(float(metrics.get("val/mAP_50", float("nan"))), 4),
+        "best_checkpoint": best,
+        "epochs": args.epochs,
+        "seconds": round(elapsed, 1),
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print("\n=== autotimm demo ===")
+    for key, value in summary.items():
+        print(f"{key:>16}: {value}")
+    print(f"{'outputs':>16}: {out}/ (metrics.csv, curves.png, val_pred_*.png, checkpoints/)")
+    return summary
+
+
+def _has_live_plot() -> bool:
+    try:
+        from autotimm.callbacks import LivePlot  # noqa: F401
+
+        return True
+    except ImportError:
+        return False
+
+
+if __name__ == "__main__":
+    torch.set_float32_matmul_precision("high")
+    main()
