@@ -30,7 +30,8 @@ class YOLOXLoss(nn.Module):
         cls_loss: elementwise classification loss on logits, ``(Tensor[N, K], Tensor[N, K]) -> Tensor[N, K]``
             (default "bce"; targets are soft: one-hot * IoU of the matched prediction).
         reg_loss: box loss on decoded boxes, ``(Tensor[M, 4], Tensor[M, 4]) -> Tensor[M]`` x1y1x2y2
-            (default "iou" as in YOLOX; "giou" etc. via ``reg_loss_fn``).
+            (default "iou" as in YOLOX; "giou" etc. via ``reg_loss_fn``). The registry's "iou" is
+            ``1 - IoU``; YOLOX's own code uses ``1 - IoU**2``.
         cls_weight: weight of the classification loss (``cls_loss_weight``).
         reg_weight: weight of the box loss (``reg_loss_weight``), multiplied by
             :data:`YOLOX_BOX_SCALE` = 5.0.
