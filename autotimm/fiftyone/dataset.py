@@ -176,7 +176,7 @@ def _warn_size_mismatch(dataset: Any, records: Sequence[DetectionRecord]) -> Non
     widths, heights = dataset.values(["metadata.width", "metadata.height"])
     bad = [
         f"'{r.image_path.name}' ({r.width}x{r.height} in the annotations, {w}x{h} on disk)"
-        for r, w, h in zip(records, widths, heights)
+        for r, w, h in zip(records, widths, heights, strict=True)
         if w is not None and (w, h) != (r.width, r.height)
     ]
     if bad:

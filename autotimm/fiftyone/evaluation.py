@@ -95,7 +95,7 @@ def _all_classes(samples: Any, gt_field: str, pred_field: str) -> list[str] | No
     """The stored class list, plus labels found in either field that it lacks (e.g. after label
     fixes), so no class silently drops out of mAP."""
     known = stored_classes(samples, gt_field) or []
-    found = set(samples.distinct(f"{gt_field}.detections.label")) | set(samples.distinct(f"{pred_field}.detections.label"))
+    found = {label for f in (gt_field, pred_field) for label in samples.distinct(f"{f}.detections.label")}
     classes = known + sorted(found - set(known))
     return classes or None
 
@@ -169,7 +169,7 @@ def evaluate(
         **kwargs,
     )
     ids, tps, fps, fns = samples.values(["id", f"{eval_key}_tp", f"{eval_key}_fp", f"{eval_key}_fn"])
-    per_sample = {sid: (int(tp), int(fp), int(fn)) for sid, tp, fp, fn in zip(ids, tps, fps, fns)}
+    per_sample = {sid: (int(tp), int(fp), int(fn)) for sid, tp, fp, fn in zip(ids, tps, fps, fns, strict=True)}
     return Evaluation(
         results=results,
         eval_key=eval_key,

@@ -74,11 +74,11 @@ def export_coco(
         image_ids = list(range(1, len(paths) + 1))  # keep the source's ids only when they are unique
 
     images, annotations = [], []
-    for image_id, file, width, height, dets in zip(image_ids, paths, widths, heights, labels):
+    for image_id, file, width, height, dets in zip(image_ids, paths, widths, heights, labels, strict=True):
         images.append({"id": int(image_id), "file_name": file, "width": int(width), "height": int(height)})
         det = from_fiftyone_detections(dets, names, width, height, file)
         for box, label, crowd, difficult in zip(
-            det["boxes"].tolist(), det["labels"].tolist(), det["iscrowd"].tolist(), det["difficult"].tolist()
+            *(det[k].tolist() for k in ("boxes", "labels", "iscrowd", "difficult")), strict=True
         ):
             w, h = box[2] - box[0], box[3] - box[1]  # float64 differences of float32 values: exact
             annotations.append({
@@ -88,7 +88,7 @@ def export_coco(
     coco = {
         "images": images,
         "annotations": annotations,
-        "categories": [{"id": cid, "name": name} for cid, name in zip(category_ids, names)],
+        "categories": [{"id": cid, "name": name} for cid, name in zip(category_ids, names, strict=True)],
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(coco), encoding="utf-8")

@@ -62,7 +62,7 @@ def to_fiftyone_detections(
         if det.get(flag) is not None:
             optional[flag] = _numpy(det[flag]).astype(np.int64).reshape(-1)
     objects = []
-    for i, (box, label) in enumerate(zip(boxes.tolist(), labels.tolist())):
+    for i, (box, label) in enumerate(zip(boxes.tolist(), labels.tolist(), strict=True)):
         attrs = {name: (float(v[i]) if name == "confidence" else int(v[i])) for name, v in optional.items()}
         objects.append(fo.Detection(label=class_names[label], bounding_box=box, **attrs))
     return fo.Detections(detections=objects)

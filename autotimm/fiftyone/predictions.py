@@ -68,7 +68,7 @@ def set_predictions(
         )
     values = {
         sid: to_fiftyone_detections(det, class_names, w, h, path)
-        for sid, det, path, w, h in zip(ids, detections, paths, widths, heights)
+        for sid, det, path, w, h in zip(ids, detections, paths, widths, heights, strict=True)
     }
     _write(samples, field, values, class_names)
 
@@ -129,7 +129,12 @@ def add_predictions(
         for start in range(0, len(ids), batch_size):
             chunk = slice(start, start + batch_size)
             dets = model.predict(list(paths[chunk]), batch_size=batch_size, **options)
-            for sid, det, path, w, h in zip(ids[chunk], dets, paths[chunk], widths[chunk], heights[chunk]):
+            if len(dets) != len(paths[chunk]):
+                raise ValueError(
+                    f"{type(model).__name__}.predict() returned {len(dets)} results for "
+                    f"{len(paths[chunk])} images; it must return one dict per image."
+                )
+            for sid, det, path, w, h in zip(ids[chunk], dets, paths[chunk], widths[chunk], heights[chunk], strict=True):
                 values[sid] = to_fiftyone_detections(det, names, w, h, path)
             bar.update(count=len(dets))
     _write(samples, field, values, names)

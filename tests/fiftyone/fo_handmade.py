@@ -21,7 +21,9 @@ GT = {
 }
 # Predictions: (box, label, score). Hand-computed IoUs in test_evaluation.py.
 PREDS = {
-    "a.png": [([12, 10, 50, 52], 0, 0.9), ([60, 20, 80, 70], 1, 0.8), ([70, 0, 95, 15], 0, 0.7), ([5, 62, 35, 78], 0, 0.6)],
+    "a.png": [
+        ([12, 10, 50, 52], 0, 0.9), ([60, 20, 80, 70], 1, 0.8), ([70, 0, 95, 15], 0, 0.7), ([5, 62, 35, 78], 0, 0.6),
+    ],
     "b.png": [([30, 10, 55, 40], 1, 0.75), ([31, 12, 54, 40], 2, 0.65)],
     "c.png": [([0, 0, 20, 20], 0, 0.95)],
 }
@@ -40,7 +42,7 @@ def write_handmade(root: Path) -> Path:
                 "id": len(annotations) + 1, "image_id": image_id, "category_id": CATEGORY_IDS[label],
                 "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1), "iscrowd": crowd,
             })
-    categories = [{"id": cid, "name": name} for cid, name in zip(CATEGORY_IDS, CLASSES)]
+    categories = [{"id": cid, "name": name} for cid, name in zip(CATEGORY_IDS, CLASSES, strict=True)]
     path = root / "annotations.json"
     path.write_text(json.dumps({"images": images, "annotations": annotations, "categories": categories}))
     return path

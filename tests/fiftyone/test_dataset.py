@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import autotimm.fiftyone as atfo
@@ -40,7 +39,7 @@ def test_coco_json_gives_ground_truth_metadata_and_classes(fo, handmade_json, da
 
 
 def test_reusing_a_name_raises_unless_overwrite(fo, handmade_json, dataset_name):
-    first = atfo.to_dataset(handmade_json, name=dataset_name, max_samples=1)
+    atfo.to_dataset(handmade_json, name=dataset_name, max_samples=1)
     with pytest.raises(ValueError, match=rf"named '{dataset_name}' already exists \(1 samples.*overwrite=True"):
         atfo.to_dataset(handmade_json, name=dataset_name)
     assert fo.load_dataset(dataset_name).count() == 1  # untouched

@@ -36,7 +36,7 @@ MAP_50 = (0.5 + 51 / 101 + 1) / 3
 
 
 def _name_of(dataset):
-    return dict(zip(dataset.values("id"), (Path(p).name for p in dataset.values("filepath"))))
+    return dict(zip(dataset.values("id"), (Path(p).name for p in dataset.values("filepath")), strict=True))
 
 
 def test_tp_fp_fn_counts_match_the_hand_made_example(handmade):
@@ -59,7 +59,7 @@ def test_map_matches_hand_computation_and_autotimm_metrics(handmade):
     assert ev.mAP == pytest.approx(MAP, abs=1e-12)
     assert ev.mAP_at(0.5) == pytest.approx(MAP_50, abs=1e-12)
 
-    preds, targets = zip(*(handmade_dicts(name) for name in ("a.png", "b.png", "c.png")))
+    preds, targets = zip(*(handmade_dicts(name) for name in ("a.png", "b.png", "c.png")), strict=True)
     reference = coco_map(list(preds), list(targets))  # pycocotools' COCOeval
     assert ev.mAP == pytest.approx(reference["map"], abs=1e-12)
     assert ev.mAP_at(0.5) == pytest.approx(reference["map_50"], abs=1e-12)
@@ -98,7 +98,7 @@ def test_other_eval_key_and_threshold_sets(handmade):
     assert (again.tp, again.fp, again.fn) == (4, 3, 1)
     no_map = atfo.evaluate(handmade, eval_key="quick", compute_mAP=False)
     with pytest.raises(ValueError, match="without mAP; use evaluate\\(..., compute_mAP=True\\)"):
-        no_map.mAP
+        _ = no_map.mAP
     with pytest.raises(ValueError, match=r"iou=0.33 is not among the evaluated IoU thresholds"):
         again.mAP_at(0.33)
 

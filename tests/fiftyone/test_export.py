@@ -16,7 +16,7 @@ from fo_handmade import CATEGORY_IDS, CLASSES
 
 def _assert_same_records(got, want):
     assert [r.image_path.resolve() for r in got] == [r.image_path.resolve() for r in want]
-    for a, b in zip(got, want):
+    for a, b in zip(got, want, strict=True):
         assert np.array_equal(a.boxes, b.boxes)  # bit-identical float32
         assert np.array_equal(a.labels, b.labels)
         assert np.array_equal(a.iscrowd, b.iscrowd)

@@ -27,11 +27,13 @@ def _stored(dataset, field):
 
 def test_predictions_are_the_models_own_in_original_pixels(shapes, tiny_model):
     atfo.add_predictions(shapes, tiny_model, batch_size=2, image_size=64, score_thresh=0.02, max_detections=20)
-    expected = tiny_model.predict(shapes.values("filepath"), image_size=64, score_thresh=0.02, max_detections=20)
+    # same batches as add_predictions: bf16 numerics may depend on the batch an image is in
+    expected = tiny_model.predict(shapes.values("filepath"), batch_size=2, image_size=64, score_thresh=0.02,
+                                  max_detections=20)
     names = list(example("shapes").class_names)  # model.class_names is None: the dataset's list is used
     assert shapes.classes["predictions"] == names
     total = 0
-    for (boxes, conf, labels), det in zip(_stored(shapes, "predictions"), expected):
+    for (boxes, conf, labels), det in zip(_stored(shapes, "predictions"), expected, strict=True):
         assert len(boxes) == len(det["boxes"]) <= 20
         assert np.allclose(boxes, det["boxes"].numpy(), atol=1e-4)
         assert np.allclose(conf, det["scores"].float().numpy(), atol=1e-6)
@@ -83,8 +85,8 @@ def test_onnx_detector_works_like_the_model(shapes, tiny_model, tmp_path):
         tiny_model.class_names = None
     onnx = OnnxDetector(path)
     atfo.add_predictions(shapes, onnx, field="onnx", batch_size=2, score_thresh=0.02, max_detections=10)
-    expected = onnx.predict(shapes.values("filepath"), score_thresh=0.02, max_detections=10)
-    for (boxes, conf, labels), det in zip(_stored(shapes, "onnx"), expected):
+    expected = onnx.predict(shapes.values("filepath"), batch_size=2, score_thresh=0.02, max_detections=10)
+    for (boxes, conf, labels), det in zip(_stored(shapes, "onnx"), expected, strict=True):
         assert np.allclose(boxes, det["boxes"].numpy(), atol=1e-4)
         assert np.allclose(conf, det["scores"].float().numpy(), atol=1e-6)
         assert labels == [onnx.class_names[k] for k in det["labels"].tolist()]
@@ -96,3 +98,16 @@ def test_inverted_boxes_are_refused_with_the_image_named(shapes):
     bad = [{"boxes": [[10, 10, 5, 20]], "labels": [0], "scores": [0.5]}] * 3
     with pytest.raises(ValueError, match=r"000000.jpg: box 0 \[10, 10, 5, 20\] is not x1y1x2y2"):
         atfo.set_predictions(shapes, bad, ["circle", "square", "triangle"])
+
+
+def test_a_predictor_that_drops_images_is_caught(shapes, tiny_model):
+    class FirstOnly:
+        """A real model behind a predict() that loses all but the first image of each call."""
+
+        class_names = ["circle", "square", "triangle"]
+
+        def predict(self, images, batch_size=8):
+            return tiny_model.predict(images[:1], image_size=64)
+
+    with pytest.raises(ValueError, match=r"FirstOnly.predict\(\) returned 1 results for 2 images"):
+        atfo.add_predictions(shapes, FirstOnly(), batch_size=2)
