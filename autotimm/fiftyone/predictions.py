@@ -12,6 +12,8 @@ from typing import Any, Mapping, Sequence
 from autotimm.fiftyone._deps import require_fiftyone
 from autotimm.fiftyone.labels import check_detections_field, stored_classes, to_fiftyone_detections
 
+_FLUSH_EVERY = 256  # samples whose detections are written to the database at once
+
 
 def resolve_class_names(
     model: Any, samples: Any, gt_field: str = "ground_truth", class_names: Sequence[str] | None = None
@@ -70,7 +72,8 @@ def set_predictions(
         sid: to_fiftyone_detections(det, class_names, w, h, path)
         for sid, det, path, w, h in zip(ids, detections, paths, widths, heights, strict=True)
     }
-    _write(samples, field, values, class_names)
+    dataset = _prepare_field(samples, field, class_names)
+    dataset.set_values(field, values, key_field="id")
 
 
 def add_predictions(
@@ -123,6 +126,7 @@ def add_predictions(
                               max_detections=max_detections).items() if v is not None
     }
     _check_options(model, options)
+    dataset = _prepare_field(samples, field, names)
     ids, paths, widths, heights = _sample_table(samples, progress)
     values: dict[str, Any] = {}
     with fo.core.utils.ProgressBar(total=len(ids), progress=progress) as bar:
@@ -137,7 +141,9 @@ def add_predictions(
             for sid, det, path, w, h in zip(ids[chunk], dets, paths[chunk], widths[chunk], heights[chunk], strict=True):
                 values[sid] = to_fiftyone_detections(det, names, w, h, path)
             bar.update(count=len(dets))
-    _write(samples, field, values, names)
+            if len(values) >= _FLUSH_EVERY or start + batch_size >= len(ids):
+                dataset.set_values(field, values, key_field="id")  # bounded memory on big datasets
+                values = {}
 
 
 def _check_options(model: Any, options: dict[str, Any]) -> None:
@@ -160,13 +166,15 @@ def _sample_table(samples: Any, progress: bool | None) -> tuple[list, list, list
     return samples.values(["id", "filepath", "metadata.width", "metadata.height"])
 
 
-def _write(samples: Any, field: str, values: dict[str, Any], class_names: Sequence[str]) -> None:
+def _prepare_field(samples: Any, field: str, class_names: Sequence[str]) -> Any:
+    """Create the Detections field (or check the existing one) and record its class list; returns
+    the root dataset."""
     fo = require_fiftyone()
     dataset = samples._root_dataset if hasattr(samples, "_root_dataset") else samples
     if dataset.has_sample_field(field):
         check_detections_field(dataset, field, "field")
     else:
         dataset.add_sample_field(field, fo.EmbeddedDocumentField, embedded_doc_type=fo.Detections)
-    dataset.set_values(field, values, key_field="id")
     dataset.classes = {**dataset.classes, field: list(class_names)}
     dataset.save()
+    return dataset

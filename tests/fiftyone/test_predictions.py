@@ -57,6 +57,9 @@ def test_model_class_names_win_and_bad_names_fail_fast(shapes, tiny_model):
         atfo.add_predictions(shapes, object())
     with pytest.raises(ValueError, match="batch_size must be a positive int"):
         atfo.add_predictions(shapes, tiny_model, batch_size=0)
+    with pytest.raises(ValueError, match="field='image_id' is a .*IntField.*not a Detections field"):
+        atfo.add_predictions(shapes, tiny_model, field="image_id")
+    assert shapes.values("image_id") == [1, 2, 3]  # untouched
 
 
 def test_no_class_names_anywhere_fails_before_predicting(fo, tiny_model, dataset_name):
