@@ -123,15 +123,21 @@ def export_to_onnx(
 
 def _finalize(path: Path, metadata: ExportMetadata, shapes: dict[str, tuple[int, ...]], axes: dict[str, dict[int, str]]) -> None:
     """Declare the static output sizes (the tracer leaves them symbolic), add the metadata, and save
-    again as one self-contained file."""
+    again as one self-contained file.
+
+    An output axis stays symbolic when ``axes`` names it, when it is the batch axis of a graph with a
+    dynamic batch, or when the input's H or W is dynamic (the maps' sizes then follow the input).
+    """
     import onnx
 
     proto = onnx.load(str(path))
-    for output in proto.graph.output:
-        dynamic = axes.get(output.name, {})
-        for axis, dim in enumerate(output.type.tensor_type.shape.dim):
-            if axis not in dynamic and output.name in shapes:
-                dim.dim_value = shapes[output.name][axis]  # clears the symbolic name
+    input_axes = axes.get(INPUT_NAME, {})
+    if not any(a in input_axes for a in (2, 3)):
+        for output in proto.graph.output:
+            dynamic = set(axes.get(output.name, {})) | ({0} if 0 in input_axes else set())
+            for axis, dim in enumerate(output.type.tensor_type.shape.dim):
+                if axis not in dynamic and output.name in shapes:
+                    dim.dim_value = shapes[output.name][axis]  # clears the symbolic name
     add_metadata(proto, metadata)
     onnx.save(proto, str(path), save_as_external_data=False)
 

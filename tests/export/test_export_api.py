@@ -95,6 +95,16 @@ def test_custom_dynamic_axes_make_height_and_width_dynamic(resnet_detector, tmp_
         assert np.abs(a - b.numpy()).max() < 1e-4
 
 
+def test_dynamic_batch_on_the_input_only_keeps_output_batch_dynamic(resnet_detector, tmp_path):
+    path = resnet_detector.to_onnx(str(tmp_path / "m.onnx"), image_size=128, include_postprocess=True, dynamic_axes={"images": {0: "n"}})
+    proto = onnx.load(path)
+    assert dims(proto.graph.input[0]) == ["n", 3, 128, 128]
+    out = {o.name: dims(o) for o in proto.graph.output}
+    assert out["boxes"][1:] == [100, 4] and out["scores"][1:] == [100] and isinstance(out["boxes"][0], str)
+    got = OnnxDetector(path).run(np.zeros((3, 3, 128, 128), np.float32))
+    assert got["boxes"].shape == (3, 100, 4) and got["num_detections"].shape == (3,)
+
+
 def test_export_keeps_the_model_mode(resnet_detector, tmp_path):
     resnet_detector.train()
     try:
