@@ -9,23 +9,29 @@ preallocates ~300 MB there).
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import sys
 import tempfile
 import uuid
+import warnings
 from pathlib import Path
 
 import pytest
 
 from fo_handmade import CLASSES, handmade_dicts, write_handmade
 
+if importlib.util.find_spec("fiftyone") is None:  # the optional extra is not installed
+    collect_ignore_glob = ["test_*.py"]
+    warnings.warn("FiftyOne tests not collected: pip install 'autotimm[fiftyone]' to run them.", stacklevel=1)
+
 DB_DIR = tempfile.mkdtemp(prefix="autotimm-fiftyone-db-")
 os.environ["FIFTYONE_DATABASE_DIR"] = DB_DIR
 os.environ["FIFTYONE_DO_NOT_TRACK"] = "true"
 os.environ["FIFTYONE_DATABASE_VALIDATION"] = "false"
 os.environ["FIFTYONE_SHOW_PROGRESS_BARS"] = "false"
-if "fiftyone" in sys.modules:  # imported earlier in this pytest run: the database has not started yet
+if sys.modules.get("fiftyone") is not None:  # imported earlier in this pytest run: the database has not started yet
     sys.modules["fiftyone"].config.database_dir = DB_DIR
 
 
