@@ -240,10 +240,18 @@ class DetectionDataModule(L.LightningDataModule):
                 raise ValueError(f"No '{split}' split was given to DetectionDataModule; available: {list(self.sources)}.")
             raise RuntimeError(f"Call setup() before asking for the {split} dataloader.")
         workers = self.num_workers
+        sampler = None
+        if not train and torch.distributed.is_available() and torch.distributed.is_initialized():
+            # Evaluation splits are sharded without padding, so no image is counted twice in a
+            # multi-process mAP (Lightning keeps a DistributedSampler subclass as given).
+            from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+
+            sampler = UnrepeatedDistributedSampler(dataset, shuffle=False)
         return DataLoader(
             dataset,
             batch_size=self.batch_size if train else self.val_batch_size,
             shuffle=train,
+            sampler=sampler,
             drop_last=train and self.drop_last,
             num_workers=workers,
             collate_fn=collate_detection,

@@ -417,7 +417,13 @@ class MetricManager(nn.Module):
         values: dict[str, Tensor] = {}
         for config in self._configs_for(stage):
             if config.log_on_epoch:
-                values.update(self._flatten(stage, config, metrics[config.name].compute(), False))
+                metric = metrics[config.name]
+                if _gather_per_item_states(metric):
+                    with metric.sync_context(should_sync=False):  # states already hold every process's items
+                        result = metric.compute()
+                else:
+                    result = metric.compute()
+                values.update(self._flatten(stage, config, result, False))
         return values
 
     def reset(self, stage: Stage) -> None:
@@ -446,3 +452,29 @@ class MetricManager(nn.Module):
                 f"{sorted(self._log_options) or 'none yet'}."
             )
         return dict(self._log_options[name])
+
+
+def _gather_per_item_states(metric: Metric) -> bool:
+    """Gather list states kept per item (one entry per image, ``dist_reduce_fx=None``) from all processes.
+
+    torchmetrics all-gathers such lists element by element, which deadlocks or mismatches when the
+    processes hold different numbers of images, as they do with an evaluation sampler that shards
+    without padding (so that no image is counted twice). Here each list is gathered whole, as Python
+    objects, and the metric then computes without its own sync. Returns whether it gathered.
+    """
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return False
+    names = [n for n, fx in metric._reductions.items() if fx is None and isinstance(getattr(metric, n), list)]
+    if not names:
+        return False
+    world = dist.get_world_size()
+    for name in names:
+        local = [t.detach().cpu() if isinstance(t, Tensor) else t for t in getattr(metric, name)]
+        gathered: list[Any] = [None] * world
+        dist.all_gather_object(gathered, local)
+        device = metric.device
+        setattr(metric, name, [t.to(device) if isinstance(t, Tensor) else t for part in gathered for t in part])
+    metric._computed = None
+    return True
