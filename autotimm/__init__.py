@@ -24,12 +24,20 @@ _EXPORTS: dict[str, str] = {
     "MetricManager": "autotimm.metrics.manager",
     "LoggingConfig": "autotimm.metrics.logging_config",
     "AutoTrainer": "autotimm.training.trainer",
+    "LivePlot": "autotimm.callbacks.live_plot",
+    "yolox_recipe": "autotimm.recipes",
+    "example": "autotimm.data.examples",
 }
+
+# optional parts, imported on first attribute access: autotimm.widgets, autotimm.fiftyone, ...
+_SUBMODULES = ("callbacks", "data", "export", "fiftyone", "metrics", "models", "recipes", "training", "widgets")
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
 
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"autotimm.{name}")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'autotimm' has no attribute '{name}'")
