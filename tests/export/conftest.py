@@ -10,7 +10,7 @@ import torch
 
 from autotimm import ObjectDetector
 
-from export_helpers import make_detector
+from export_helpers import make_detector, make_images
 
 if any(importlib.util.find_spec(name) is None for name in ("onnx", "onnxruntime")):  # the optional extra is missing
     collect_ignore_glob = ["test_*.py"]
@@ -19,8 +19,6 @@ if any(importlib.util.find_spec(name) is None for name in ("onnx", "onnxruntime"
 
 @pytest.fixture
 def images() -> list[torch.Tensor]:
-    from export_helpers import make_images
-
     return make_images()
 
 
