@@ -27,6 +27,7 @@ _EXPORTS: dict[str, str] = {
     "LivePlot": "autotimm.callbacks.live_plot",
     "yolox_recipe": "autotimm.recipes",
     "example": "autotimm.data.examples",
+    "OnnxDetector": "autotimm.export.runtime",
 }
 
 # optional parts, imported on first attribute access: autotimm.widgets, autotimm.fiftyone, ...

@@ -15,8 +15,7 @@ def main(argv: list[str] | None = None) -> None:
     if argv and argv[0] == "export":
         from autotimm.export.cli import main as export_main
 
-        export_main(argv[1:])
-        return
+        sys.exit(export_main(argv[1:]))
     try:
         from lightning.pytorch.cli import LightningCLI
     except ImportError as err:  # pragma: no cover - jsonargparse missing

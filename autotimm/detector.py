@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 import os
 import warnings
+from contextvars import ContextVar
+from dataclasses import replace
 from typing import Any, Sequence
 
 import lightning as L
@@ -24,6 +26,9 @@ from autotimm.postprocess import postprocess
 from autotimm.preprocessing import PreprocessingMixin, TransformConfig
 from autotimm.utils.precision import resolve_precision
 from autotimm.utils.validation import check_images, check_targets
+
+
+_LOADING_CHECKPOINT: ContextVar[bool] = ContextVar("autotimm_loading_checkpoint", default=False)
 
 
 def _allow_config_classes_in_checkpoints() -> None:
@@ -116,6 +121,9 @@ class ObjectDetector(PreprocessingMixin, L.LightningModule):
         self.class_names: list[str] | None = None
         self.label_to_category_id: dict[int, int] | None = None
 
+        if _LOADING_CHECKPOINT.get():  # the checkpoint holds the weights: don't download pretrained ones
+            backbone = FeatureBackboneConfig(backbone) if isinstance(backbone, str) else backbone
+            backbone = replace(backbone, pretrained=False, weights_file=None)
         self.backbone = Backbone(backbone, self.strides)
         self.fpn = FPN(self.backbone.channels, self.backbone.reductions, self.strides, fpn_channels)
         self.detection_head = build_arch(
@@ -139,6 +147,16 @@ class ObjectDetector(PreprocessingMixin, L.LightningModule):
         self._compiled: Any = None
         self._points_cache: dict[tuple, tuple[Tensor, Tensor]] = {}
         self.channels_last = False
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path: Any, *args: Any, **kwargs: Any) -> "ObjectDetector":  # type: ignore[override]
+        """Lightning's ``load_from_checkpoint``, without downloading pretrained backbone weights that the
+        checkpoint is about to overwrite (so it works offline)."""
+        token = _LOADING_CHECKPOINT.set(True)
+        try:
+            return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
+        finally:
+            _LOADING_CHECKPOINT.reset(token)
 
     # ------------------------------------------------------------------ network
     def _network(self, images: Tensor) -> tuple[list[Tensor], ...]:

@@ -96,3 +96,21 @@ def test_bad_trainer_arguments():
         AutoTrainer(mode="up")
     with pytest.raises(ValueError, match="ema=2.0"):
         AutoTrainer(ema=2.0)
+
+
+def test_checkpoint_of_a_pretrained_backbone_loads_offline(tiny_data, tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    from autotimm import FeatureBackboneConfig
+
+    weights = tmp_path / "resnet18.pth"
+    import timm
+
+    torch.save(timm.create_model("resnet18", pretrained=False).state_dict(), weights)
+    model = tiny_model(backbone=FeatureBackboneConfig("resnet18", weights_file=str(weights)))
+    trainer = AutoTrainer(max_epochs=1, default_root_dir=tmp_path, precision="32-true", limit_train_batches=1, **quiet())
+    trainer.fit(model, datamodule=tiny_data)
+    weights.unlink()  # neither the weights file nor the hub is needed to reload
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    loaded = ObjectDetector.load_from_checkpoint(trainer.best_model_path)
+    assert torch.equal(loaded.backbone.model.conv1.weight, model.backbone.model.conv1.weight)
