@@ -49,7 +49,7 @@ class ObjectDetector(PreprocessingMixin, L.LightningModule):
         backbone: a timm model name or :class:`FeatureBackboneConfig`. A plain name builds the
             backbone with ``pretrained=True`` as in timm; use a config for ``pretrained=False``.
         num_classes: number of object classes (no background class).
-        detection_arch: "fcos" (or "yolox" once available).
+        detection_arch: "fcos" or "yolox" (decoupled head with objectness and SimOTA).
         cls_loss_fn / reg_loss_fn: a registered loss name, an ``nn.Module`` or None (focal / GIoU).
         metrics: MetricManager, list of MetricConfig, or None (mAP on val and test).
         strides / regress_ranges: pyramid levels and FCOS size ranges per level.
@@ -170,8 +170,11 @@ class ObjectDetector(PreprocessingMixin, L.LightningModule):
 
         Returns:
             ``(cls_outputs, reg_outputs, centerness_outputs)``, each a list over pyramid levels:
-            Tensor[B, K, H_l, W_l] class logits, Tensor[B, 4, H_l, W_l] (left, top, right, bottom)
-            distances in input-frame pixels, Tensor[B, 1, H_l, W_l] centerness logits.
+            Tensor[B, K, H_l, W_l] class logits, Tensor[B, 4, H_l, W_l] box regression and
+            Tensor[B, 1, H_l, W_l] quality logits. FCOS: (left, top, right, bottom) distances in
+            input-frame pixels and centerness logits. YOLOX: raw (dx, dy, log_w, log_h) relative to
+            the stride and OBJECTNESS logits as the third element (the reference's YOLOX returned
+            None there because it had no objectness; ours does).
         """
         check_images(images)
         if self.compile_model and self._compiled is not False:
@@ -204,7 +207,9 @@ class ObjectDetector(PreprocessingMixin, L.LightningModule):
         """Losses for a normalised batch and its targets (input frame).
 
         Returns:
-            dict with ``loss``, ``cls_loss``, ``reg_loss``, ``centerness_loss`` (scalars).
+            dict with ``loss``, ``cls_loss``, ``reg_loss``, ``centerness_loss`` (scalars). YOLOX logs its
+            objectness loss as ``centerness_loss`` (the reference's name) and also as ``obj_loss``, plus
+            ``l1_loss`` in the last epochs.
         """
         check_targets(targets, images.shape[0], images.shape[-2:], self.num_classes)
         outputs = self(images) if outputs is None else outputs
