@@ -80,8 +80,7 @@ def inject_parameters(nb: nbformat.NotebookNode, values: Mapping[str, Any]) -> n
     index = next(i for i, c in enumerate(out.cells) if PARAMETERS_TAG in _tags(c))
     cell = nbformat.v4.new_code_cell("\n".join(lines))
     cell.metadata["tags"] = [INJECTED_TAG]
-    cell.pop("id", None)  # nbformat 4.5 ids must be unique; a fresh one is made on validation
-    cell["id"] = "injected-parameters"
+    cell["id"] = INJECTED_TAG  # cell ids must be unique; the notebooks' own ids are "cell-NN"
     out.cells.insert(index + 1, cell)
     return out
 
@@ -102,7 +101,6 @@ def kernel_env(workdir: Path) -> dict[str, str]:
         FIFTYONE_DATABASE_DIR=str(workdir / "fiftyone-db"),
         FIFTYONE_DATASET_ZOO_DIR=str(workdir / "fiftyone-zoo"),
         FIFTYONE_DEFAULT_DATASET_DIR=str(workdir / "fiftyone-datasets"),
-        PYTHONWARNINGS="ignore::DeprecationWarning",
     )
     return env
 
