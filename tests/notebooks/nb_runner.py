@@ -12,6 +12,8 @@ import ast
 import copy
 import os
 import re
+import shutil
+import time
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -132,6 +134,35 @@ def run_notebook(path: Path, workdir: Path, parameters: Mapping[str, Any] | None
     finally:
         nbformat.write(nb, workdir / path.name)
     return nb
+
+
+def remove_fiftyone_database(workdir: Path, timeout: float = 30.0) -> bool:
+    """Delete the MongoDB folder a notebook's FiftyOne started in ``workdir`` (~300 MB preallocated).
+
+    FiftyOne's database service outlives the kernel while another FiftyOne process of the same user
+    is attached to it; its folder is left alone until no process names it on its command line.
+
+    Returns:
+        True when the folder is gone (or never existed).
+    """
+    import psutil
+
+    folder = workdir / "fiftyone-db"
+
+    def users() -> list[psutil.Process]:
+        found = []
+        for proc in psutil.process_iter(["cmdline"]):
+            if any(str(folder) in arg for arg in proc.info["cmdline"] or ()):
+                found.append(proc)
+        return found
+
+    deadline = time.monotonic() + timeout
+    while folder.exists() and users():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+    shutil.rmtree(folder, ignore_errors=True)
+    return not folder.exists()
 
 
 def stream_text(nb: nbformat.NotebookNode, name: str = "stdout") -> str:

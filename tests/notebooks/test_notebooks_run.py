@@ -16,7 +16,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from nb_runner import NOTEBOOKS, REPO, output_types, run_notebook, stream_text, summary_values
+from nb_runner import NOTEBOOKS, REPO, output_types, remove_fiftyone_database, run_notebook, stream_text, summary_values
 
 TRAIN_FAST = dict(
     BACKBONE="test_resnet", IMAGE_SIZE=128, BATCH_SIZE=4, EPOCHS=1, FPN_CHANNELS=32, HEAD_NUM_CONVS=1,
@@ -103,7 +103,10 @@ def test_03_live_training_and_sliders(tmp_path: Path) -> None:
 def test_04_error_analysis_fiftyone(tmp_path: Path) -> None:
     # A name of its own: FiftyOne processes of one user share a single database service.
     name = "04_error_analysis_fiftyone.ipynb"
-    nb = run_notebook(NOTEBOOKS / name, tmp_path, dict(FAST[name], DATASET_NAME=f"nbtest-{uuid.uuid4().hex[:12]}"))
+    try:
+        nb = run_notebook(NOTEBOOKS / name, tmp_path, dict(FAST[name], DATASET_NAME=f"nbtest-{uuid.uuid4().hex[:12]}"))
+    finally:
+        remove_fiftyone_database(tmp_path)
     assert output_types(nb).get("error", 0) == 0
     text = stream_text(nb)
     values = summary_values(text, "fiftyone")
