@@ -28,6 +28,9 @@ from autotimm.utils.precision import resolve_precision
 from autotimm.utils.validation import check_images, check_targets
 
 
+# We override on_after_batch_transfer on purpose (uint8 batches are normalised on the model's device).
+warnings.filterwarnings("ignore", message=r".*overridden `on_after_batch_transfer` in `LightningModule`.*")
+
 _LOADING_CHECKPOINT: ContextVar[bool] = ContextVar("autotimm_loading_checkpoint", default=False)
 
 
