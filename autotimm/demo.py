@@ -68,8 +68,8 @@ def draw_detections(image_path: str | Path, det: dict, class_names: list[str], o
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=24)
-    parser.add_argument("--image-size", type=int, default=256)
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--backbone", default="resnet18")
     parser.add_argument("--lr", type=float, default=1e-3)
