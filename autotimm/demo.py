@@ -69,10 +69,10 @@ def draw_detections(image_path: str | Path, det: dict, class_names: list[str], o
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--image-size", type=int, default=192)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--backbone", default="resnet18")
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--out", default="runs/demo")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> dict:
         FeatureBackboneConfig(args.backbone, pretrained=True, fallback_to_scratch=True),
         num_classes=len(shapes.class_names),
         lr=args.lr,
-        fpn_channels=128,
+        fpn_channels=64,
         head_num_convs=2,
         scheduler="cosine",
         scheduler_kwargs={"warmup_epochs": 1},
