@@ -29,6 +29,10 @@ LIBRARIES: tuple[str, ...] = ("autotimm", "torchvision")
 ARCHS: dict[str, tuple[str, ...]] = {"autotimm": ("fcos", "yolox"), "torchvision": ("fcos", "retinanet")}
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
 ARCH_TITLES = {"fcos": "FCOS", "yolox": "YOLOX", "retinanet": "RetinaNet"}
+# autotimm-only variants. "tvinit": the timm ResNet built with zero_init_last=False, i.e. initialised
+# like torchvision's (timm zeroes the last BatchNorm of every residual block, torchvision does not),
+# so that a from-scratch comparison differs by the detector only.
+VARIANTS: dict[str, str] = {"": "", "tvinit": "torchvision-style init"}
 # torchvision ResNets that have a timm model of the same name and architecture.
 TORCHVISION_BACKBONES: tuple[str, ...] = (
     "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d", "wide_resnet50_2",
@@ -58,6 +62,7 @@ class ContenderSpec:
         arch: "fcos" or "yolox" (autotimm), "fcos" or "retinanet" (torchvision).
         precision: "auto" (autotimm's run-time choice), "fp32" (default memory format) or "bf16"
             (bf16 autocast + channels_last).
+        variant: "" or, for autotimm, "tvinit" (see :data:`VARIANTS`).
 
     Example:
         >>> ContenderSpec.parse("torchvision:fcos:fp32").name
@@ -67,6 +72,7 @@ class ContenderSpec:
     library: str
     arch: str
     precision: str = "auto"
+    variant: str = ""
 
     def __post_init__(self) -> None:
         if self.library not in LIBRARIES:
@@ -77,28 +83,40 @@ class ContenderSpec:
             )
         if self.precision not in PRECISIONS:
             raise ValueError(f"ContenderSpec(precision={self.precision!r}): expected one of {list(PRECISIONS)}.")
+        if self.variant not in VARIANTS or (self.variant and self.library != "autotimm"):
+            raise ValueError(
+                f"ContenderSpec(variant={self.variant!r}) for library {self.library!r}: expected '' "
+                f"or, for autotimm, one of {[v for v in VARIANTS if v]}."
+            )
 
     @classmethod
     def parse(cls, text: str) -> "ContenderSpec":
-        """"library:arch:precision" (precision optional, default "auto") -> spec."""
+        """"library:arch[:precision[:variant]]" (precision default "auto") -> spec."""
         parts = str(text).split(":")
-        if len(parts) not in (2, 3):
+        if len(parts) not in (2, 3, 4):
             raise ValueError(
-                f"contender {text!r}: expected 'library:arch[:precision]' such as 'autotimm:fcos:auto' or 'torchvision:fcos:fp32'."
+                f"contender {text!r}: expected 'library:arch[:precision[:variant]]' such as 'autotimm:fcos:auto', "
+                "'torchvision:fcos:fp32' or 'autotimm:fcos:auto:tvinit'."
             )
         return cls(*parts)
 
     @property
     def key(self) -> str:
-        return f"{self.library}:{self.arch}:{self.precision}"
+        return f"{self.library}:{self.arch}:{self.precision}" + (f":{self.variant}" if self.variant else "")
 
     @property
     def bf16(self) -> bool:
         return resolve(self.precision) == "bf16"
 
     @property
+    def label(self) -> str:
+        """"bf16+CL" or "fp32", as resolved on this machine."""
+        return precision_label(self.precision)
+
+    @property
     def name(self) -> str:
-        return f"{self.library} {ARCH_TITLES[self.arch]} {precision_label(self.precision)}"
+        name = f"{self.library} {ARCH_TITLES[self.arch]} {self.label}"
+        return name + (f" ({VARIANTS[self.variant]})" if self.variant else "")
 
 
 def autocast(enabled: bool) -> ContextManager[Any]:
@@ -134,13 +152,15 @@ def synthetic_batch(batch_size: int, image_size: int, num_classes: int, boxes_pe
     return images, targets
 
 
-def build_autotimm(arch: str, backbone: str, num_classes: int, fpn_channels: int, head_num_convs: int) -> nn.Module:
+def build_autotimm(arch: str, backbone: str, num_classes: int, fpn_channels: int, head_num_convs: int, variant: str = "") -> nn.Module:
     """An untrained ``autotimm.ObjectDetector`` (no compile, no deterministic mode: plain eager, like
-    the torchvision models it is compared with)."""
+    the torchvision models it is compared with); ``variant="tvinit"`` builds the timm ResNet with
+    ``zero_init_last=False``."""
     from autotimm import FeatureBackboneConfig, ObjectDetector
 
+    extra = {"zero_init_last": False} if variant == "tvinit" else {}
     return ObjectDetector(
-        FeatureBackboneConfig(backbone, pretrained=False), num_classes=num_classes, detection_arch=arch,
+        FeatureBackboneConfig(backbone, pretrained=False, extra_kwargs=extra), num_classes=num_classes, detection_arch=arch,
         fpn_channels=fpn_channels, head_num_convs=head_num_convs, score_thresh=SCORE_THRESH,
         nms_thresh=NMS_THRESH, max_detections_per_image=MAX_DETECTIONS, compile_model=False, deterministic=False,
     )  # fmt: skip
@@ -229,7 +249,7 @@ class Contender:
         self.targets = targets
         self.image_size = int(images.shape[-1])
         if spec.library == "autotimm":
-            self.model = build_autotimm(spec.arch, backbone, num_classes, fpn_channels, head_num_convs)
+            self.model = build_autotimm(spec.arch, backbone, num_classes, fpn_channels, head_num_convs, spec.variant)
         else:
             self.model = build_torchvision(spec.arch, backbone, num_classes, self.image_size, fpn_channels, head_num_convs)
         self.model.train()

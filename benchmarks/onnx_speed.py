@@ -18,6 +18,8 @@ from benchmarks.timing import interleave
 
 def run_onnx(cfg: BenchConfig) -> tuple[list[Table], dict[str, dict[str, dict[str, float]]]]:
     """Export autotimm FCOS per ONNX backbone and time image tensors -> final boxes three ways."""
+    import onnxruntime as ort
+
     from autotimm.export import OnnxDetector
 
     images, _ = synthetic_batch(cfg.batch_size, cfg.image_size, cfg.num_classes, seed=cfg.seed)
@@ -30,7 +32,7 @@ def run_onnx(cfg: BenchConfig) -> tuple[list[Table], dict[str, dict[str, dict[st
     table.notes = [
         "Each row: uint8 image tensors in, letterbox + normalise, network, decode + NMS, boxes in original pixels "
         "out. onnxruntime runs the file from model.to_onnx(include_postprocess=True) (NMS inside the graph) "
-        "through autotimm.export.OnnxDetector.predict, with onnxruntime's default CPU threads."
+        "through autotimm.export.OnnxDetector.predict, with as many intra-op threads as torch."
     ]
     results: dict[str, dict[str, dict[str, float]]] = {}
     with tempfile.TemporaryDirectory(prefix="autotimm-bench-") as tmp:
@@ -40,7 +42,9 @@ def run_onnx(cfg: BenchConfig) -> tuple[list[Table], dict[str, dict[str, dict[st
             fast = copy.deepcopy(model).to(memory_format=torch.channels_last)  # as after a fast-path fit
             print(f"[onnx] {backbone}: exporting", flush=True)
             path = model.to_onnx(str(Path(tmp) / f"fcos_{backbone}.onnx"), include_postprocess=True, image_size=cfg.image_size)
-            runner = OnnxDetector(path)
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = torch.get_num_threads()  # the same threads as eager
+            runner = OnnxDetector(path, session_options=options)
             fns = {
                 "eager fp32": lambda: model.predict(items, image_size=cfg.image_size, batch_size=len(items), precision="fp32"),
                 f"eager {auto}": lambda: fast.predict(items, image_size=cfg.image_size, batch_size=len(items), precision="auto"),

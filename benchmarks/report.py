@@ -95,8 +95,19 @@ def machine_description() -> str:
     return (
         f"{cpu}, {os.cpu_count()} cores{memory}, {platform.system()} {platform.release()}, "
         f"Python {platform.python_version()}, {', '.join(versions)}; {torch.get_num_threads()} torch threads; "
-        f"bf16 fast on this CPU: {'yes' if bf16_is_fast('cpu') else 'no'}"
+        f"bf16 fast on this CPU: {'yes' if bf16_is_fast('cpu') else 'no'} ({bf16_hardware()})"
     )
+
+
+def bf16_hardware() -> str:
+    """Which bf16 units the CPU flags show: AMX (many times fp32 per core for convolutions) or
+    AVX-512-BF16 (about 2x fp32); "unknown" without /proc/cpuinfo."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return "bf16 units unknown"
+    units = [name for flag, name in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX-512-BF16")) if flag in flags]
+    return " + ".join(units) if units else "no bf16 units in the CPU flags"
 
 
 def load_average() -> float:

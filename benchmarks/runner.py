@@ -69,7 +69,7 @@ def targets_table(cfg: BenchConfig, results: dict[str, Any], seconds: float) -> 
                 if ratio is not None:
                     table.add(f"{backbone} {what}: autotimm FCOS vs {ContenderSpec.parse(ref).name}", f">= {need:g}x", f"{ratio:.2f}x", ratio >= need)
         if AT_FCOS in res.infer:
-            label = ContenderSpec.parse(AT_FCOS).name.rsplit(" ", 1)[-1]
+            label = ContenderSpec.parse(AT_FCOS).label
             conv = f"dense conv3x3 {label}"
             rate = res.flops[AT_FCOS][0] / res.infer[AT_FCOS].median
             ceiling = res.flops[conv][0] / res.references[conv].median
@@ -81,9 +81,10 @@ def targets_table(cfg: BenchConfig, results: dict[str, Any], seconds: float) -> 
                 table.add(f"{backbone} peak RSS: autotimm FCOS vs {ContenderSpec.parse(ref).name}", "<= 1.0x", f"{ratio:.2f}x", ratio <= 1.0)
     accuracy = results.get("accuracy", {})
     for ref in [k for k in accuracy if k.startswith("torchvision:fcos")]:
-        if AT_FCOS in accuracy:
-            ours, theirs = accuracy[AT_FCOS]["map"], accuracy[ref]["map"]
-            table.add(f"equal-budget mAP: autotimm FCOS vs {ContenderSpec.parse(ref).name}", "higher", f"{ours:.4f} vs {theirs:.4f}", ours > theirs)
+        for key in [k for k in accuracy if k.startswith(AT_FCOS)]:
+            ours, theirs = accuracy[key]["map"], accuracy[ref]["map"]
+            what = f"equal-budget mAP: {ContenderSpec.parse(key).name} vs {ContenderSpec.parse(ref).name}"
+            table.add(what, "higher", f"{ours:.4f} vs {theirs:.4f}", ours > theirs)
     if AT_FCOS in accuracy and "autotimm:fcos:fp32" in accuracy:
         diff = 100 * abs(accuracy[AT_FCOS]["map"] - accuracy["autotimm:fcos:fp32"]["map"])
         table.add("equal-budget mAP: autotimm FCOS fast path vs fp32", "within 1 point", f"{diff:.2f} points", diff <= 1.0)
@@ -109,6 +110,7 @@ def run_all(cfg: BenchConfig, command: str, results_path: Path | None = RESULTS)
     report = Report()
     load_start = load_average()
     start = time.perf_counter()
+    section_seconds: dict[str, float] = {}
     for name in cfg.sections:
         section_start = time.perf_counter()
         tables, raw = _section_runner(name)(cfg)
@@ -116,7 +118,8 @@ def run_all(cfg: BenchConfig, command: str, results_path: Path | None = RESULTS)
         report.tables += tables
         for table in tables:
             print("\n" + table.markdown() + "\n", flush=True)
-        print(f"[{name}] done in {time.perf_counter() - section_start:.0f} s", flush=True)
+        section_seconds[name] = time.perf_counter() - section_start
+        print(f"[{name}] done in {section_seconds[name]:.0f} s", flush=True)
     report.seconds = time.perf_counter() - start
     targets = targets_table(cfg, report.results, report.seconds)
     report.tables.append(targets)
@@ -125,7 +128,7 @@ def run_all(cfg: BenchConfig, command: str, results_path: Path | None = RESULTS)
         f"- machine: {machine_description()}",
         f"- command: `{command}` (sections: {', '.join(cfg.sections)})",
         f"- load average (1 min) {load_start:.1f} at the start, {load_average():.1f} at the end; "
-        f"wall time {report.seconds:.0f} s",
+        f"wall time {report.seconds:.0f} s ({', '.join(f'{k} {v:.0f} s' for k, v in section_seconds.items())})",
         "- Ratios come from contenders interleaved in one process (A, B, C, A, B, C, ...), so a busy machine "
         "slows all of them alike; absolute times are only comparable on the same machine and load.",
     ]

@@ -67,8 +67,12 @@ def measure_backbone(cfg: BenchConfig, backbone: str) -> BackboneSpeed:
     result.references = {k: timed[k] for k in refs}
 
     print(f"[speed] {backbone}: counting FLOPs", flush=True)
+    counted: dict[tuple[str, str], tuple[int, int]] = {}  # precision does not change the FLOPs: count once per model
     for key, contender in contenders.items():
-        result.flops[key] = (count_flops(contender.infer), count_flops(contender.train_step))
+        model = (contender.spec.library, contender.spec.arch)
+        if model not in counted:
+            counted[model] = (count_flops(contender.infer), count_flops(contender.train_step))
+        result.flops[key] = counted[model]
     for name, ref in refs.items():
         result.flops[name] = (count_flops(ref), 0)
     del contenders, refs
@@ -120,7 +124,7 @@ def speed_tables(cfg: BenchConfig, results: dict[str, BackboneSpeed]) -> list[Ta
             rate = res.flops[name][0] / stats.median
             eff.add(backbone, name, res.flops[name][0] / 1e9, 1e3 * stats.median, rate / 1e9, rate / ceiling[label], None, None)
         for key, name in res.names.items():
-            label = name.rsplit(" ", 1)[-1]
+            label = ContenderSpec.parse(key).label
             fwd, train = res.flops[key]
             rate = fwd / res.infer[key].median
             eff.add(backbone, name, fwd / 1e9, 1e3 * res.infer[key].median, rate / 1e9, rate / ceiling[label],

@@ -95,6 +95,24 @@ def test_torchvision_twin_matches_autotimm_head_depth_and_width() -> None:
     assert len(convs) == 3
 
 
+def test_contender_keys_round_trip_and_name_their_variant() -> None:
+    spec = ContenderSpec.parse("autotimm:fcos:fp32:tvinit")
+    assert (spec.library, spec.arch, spec.precision, spec.variant) == ("autotimm", "fcos", "fp32", "tvinit")
+    assert spec.key == "autotimm:fcos:fp32:tvinit"
+    assert spec.name == "autotimm FCOS fp32 (torchvision-style init)"
+    assert ContenderSpec.parse("torchvision:retinanet").key == "torchvision:retinanet:auto"
+
+
+def test_tvinit_variant_keeps_the_residual_batchnorms_at_one() -> None:
+    from benchmarks.contenders import build_autotimm
+
+    def last_bn_weights(model: torch.nn.Module) -> torch.Tensor:
+        return torch.cat([m.bn2.weight.detach() for m in model.backbone.modules() if hasattr(m, "bn2") and hasattr(m, "conv2")])
+
+    assert bool((last_bn_weights(build_autotimm("fcos", "resnet18", 3, 64, 1)) == 0).all())  # timm's default
+    assert bool((last_bn_weights(build_autotimm("fcos", "resnet18", 3, 64, 1, variant="tvinit")) == 1).all())
+
+
 def test_rss_is_read() -> None:
     peak, now = rss_mib("VmHWM"), rss_mib("VmRSS")
     assert now > 10
@@ -136,8 +154,10 @@ def test_bad_settings_are_refused_with_the_value_and_the_choices() -> None:
         BenchConfig(fpn_channels=48)
     with pytest.raises(ValueError, match=r"arch='yolox'\) for library 'torchvision': expected one of \['fcos', 'retinanet'\]"):
         ContenderSpec.parse("torchvision:yolox")
-    with pytest.raises(ValueError, match=r"contender 'autotimm': expected 'library:arch\[:precision\]'"):
+    with pytest.raises(ValueError, match=r"contender 'autotimm': expected 'library:arch\[:precision\[:variant\]\]'"):
         ContenderSpec.parse("autotimm")
+    with pytest.raises(ValueError, match=r"variant='tvinit'\) for library 'torchvision': expected ''"):
+        ContenderSpec.parse("torchvision:fcos:fp32:tvinit")
     with pytest.raises(ValueError, match=r"backbone 'convnext_tiny' has no torchvision twin.*resnet50"):
         build_torchvision("fcos", "convnext_tiny", 3, 128, 64, 1)
     with pytest.raises(ValueError, match=r"no setting \['repeat'\]"):
