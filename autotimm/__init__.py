@@ -6,8 +6,7 @@ dependencies installed; optional extras (widgets, FiftyOne, ONNX) load when firs
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from autotimm._lazy import lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -36,15 +35,7 @@ _SUBMODULES = ("callbacks", "data", "export", "fiftyone", "metrics", "models", "
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _SUBMODULES:
-        return importlib.import_module(f"autotimm.{name}")
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'autotimm' has no attribute '{name}'")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(globals(), _EXPORTS, _SUBMODULES)
 
 
 def __dir__() -> list[str]:

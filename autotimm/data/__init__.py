@@ -9,8 +9,7 @@ Names are imported lazily, so ``autotimm.data.letterbox`` and friends load witho
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from autotimm._lazy import lazy_getattr
 
 _EXPORTS: dict[str, str] = {
     "Annotations": "autotimm.data.records",
@@ -35,13 +34,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'autotimm.data' has no attribute '{name}'")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(globals(), _EXPORTS)
 
 
 def __dir__() -> list[str]:

@@ -16,8 +16,7 @@ database) load on the first call.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from autotimm._lazy import lazy_getattr
 
 from autotimm.fiftyone._deps import INSTALL_HINT, fiftyone_available, missing_error
 
@@ -49,13 +48,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS) + ["INSTALL_HINT"]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'autotimm.fiftyone' has no attribute '{name}'")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(globals(), _EXPORTS)
 
 
 def __dir__() -> list[str]:
