@@ -52,7 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads {args.threads}: expected an int >= 1 (torch threads per process).")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # every model here is built with pretrained=False
 
     from benchmarks.runner import run_all, set_threads

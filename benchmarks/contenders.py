@@ -42,7 +42,7 @@ SCORE_THRESH, NMS_THRESH, MAX_DETECTIONS, TOPK_CANDIDATES = 0.05, 0.5, 100, 1000
 
 
 def resolve(precision: str) -> Literal["fp32", "bf16"]:
-    """"auto" -> what autotimm picks on this CPU; "fp32" / "bf16" unchanged."""
+    """Map "auto" to what autotimm picks on this CPU; "fp32" and "bf16" stay as they are."""
     from autotimm.utils.precision import resolve_precision
 
     return resolve_precision(precision, "cpu")
@@ -69,9 +69,9 @@ class ContenderSpec:
         'torchvision FCOS fp32'
     """
 
-    library: str
-    arch: str
-    precision: str = "auto"
+    library: Library
+    arch: Arch
+    precision: Precision = "auto"
     variant: str = ""
 
     def __post_init__(self) -> None:
@@ -91,7 +91,7 @@ class ContenderSpec:
 
     @classmethod
     def parse(cls, text: str) -> "ContenderSpec":
-        """"library:arch[:precision[:variant]]" (precision default "auto") -> spec."""
+        """Spec from "library:arch[:precision[:variant]]" (precision default "auto")."""
         parts = str(text).split(":")
         if len(parts) not in (2, 3, 4):
             raise ValueError(
@@ -110,7 +110,7 @@ class ContenderSpec:
 
     @property
     def label(self) -> str:
-        """"bf16+CL" or "fp32", as resolved on this machine."""
+        """The precision as resolved on this machine: "bf16+CL" or "fp32"."""
         return precision_label(self.precision)
 
     @property

@@ -122,19 +122,18 @@ def render_section(heading: str, header_lines: Sequence[str], tables: Sequence[T
 
 
 def replace_section(text: str, heading: str, body: str) -> str:
-    """``text`` with its ``## heading`` section replaced by ``body`` (added before the other ``##``
-    sections if missing); every other section is kept as it is."""
+    """``text`` with its ``## heading`` section replaced by ``body``; every other section is kept as
+    it is. A missing section goes before the first ``## Notes`` section (hand-written commentary),
+    else at the end."""
     marker = f"## {heading}"
     if not text.strip():
         text = TITLE + "\n"
     lines = text.split("\n")
     start = next((i for i, line in enumerate(lines) if line.rstrip() == marker), None)
     if start is None:
-        first = next((i for i, line in enumerate(lines) if line.startswith("## ")), len(lines))
-        head = "\n".join(lines[:first]).rstrip("\n")
-        rest = "\n".join(lines[first:]).strip("\n")
-        return head + "\n\n" + body.rstrip("\n") + "\n" + ("\n" + rest + "\n" if rest else "")
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        start = end = next((i for i, line in enumerate(lines) if line.startswith("## Notes")), len(lines))
+    else:
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
     head = "\n".join(lines[:start]).rstrip("\n")
     rest = "\n".join(lines[end:]).strip("\n")
     return head + "\n\n" + body.rstrip("\n") + "\n" + ("\n" + rest + "\n" if rest else "")

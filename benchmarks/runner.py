@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -132,6 +133,13 @@ def run_all(cfg: BenchConfig, command: str, results_path: Path | None = RESULTS)
         "- Ratios come from contenders interleaved in one process (A, B, C, A, B, C, ...), so a busy machine "
         "slows all of them alike; absolute times are only comparable on the same machine and load.",
     ]
+    cores = os.cpu_count() or 1
+    if load_start > cores and torch.get_num_threads() > 1:
+        report.header.append(
+            f"- WARNING: the load average ({load_start:.1f}) exceeded the {cores} cores at the start: with "
+            f"{torch.get_num_threads()} threads per process, OpenMP threads wait for each other when descheduled "
+            "and small ops slow down many times over. Rerun on an idle machine, or with --threads 1."
+        )
     print("\n" + targets.markdown() + "\n")
     if results_path is not None:
         body = render_section(f"Detectors ({cfg.mode} run)", report.header, report.tables)
@@ -142,6 +150,4 @@ def run_all(cfg: BenchConfig, command: str, results_path: Path | None = RESULTS)
 
 def set_threads(threads: int | None) -> None:
     """Use ``threads`` torch threads (default: every core)."""
-    import os
-
     torch.set_num_threads(threads or os.cpu_count() or 1)

@@ -120,14 +120,18 @@ def test_rss_is_read() -> None:
 
 
 def test_replace_section_keeps_the_other_sections() -> None:
-    text = "# Benchmark results\n\n" + DATA_LOADER
+    notes = "## Notes on the detector results\n\nhand-written\n"
+    text = "# Benchmark results\n\n" + DATA_LOADER + "\n" + notes
     once = replace_section(text, "Detectors (quick run)", "## Detectors (quick run)\n\nfirst\n")
-    assert once.index("## Detectors (quick run)") < once.index("## Data loader")
-    assert "loader table kept as it was" in once and "first" in once
+    # a new section goes after the loader section and before the notes
+    assert once.index("## Data loader") < once.index("## Detectors (quick run)") < once.index("## Notes")
+    assert "loader table kept as it was" in once and "first" in once and "hand-written" in once
     twice = replace_section(once, "Detectors (quick run)", "## Detectors (quick run)\n\nsecond\n")
     assert twice.count("## Detectors (quick run)") == 1
     assert "second" in twice and "first" not in twice
-    assert twice.endswith(DATA_LOADER)
+    assert twice.startswith("# Benchmark results\n\n" + DATA_LOADER) and twice.endswith(notes)
+    appended = replace_section("# Benchmark results\n\n" + DATA_LOADER, "Detectors (full run)", "## Detectors (full run)\n\nx\n")
+    assert appended == "# Benchmark results\n\n" + DATA_LOADER + "\n## Detectors (full run)\n\nx\n"
 
 
 def test_table_formats_rows_and_rejects_wrong_width() -> None:
@@ -234,7 +238,7 @@ def test_every_section_runs_and_reports_every_contender(tmp_path: Path) -> None:
 
     written = results.read_text()
     assert written.count("## Detectors (custom run)") == 1
-    assert written.index("## Detectors (custom run)") < written.index("## Data loader")
+    assert written.index("## Data loader") < written.index("## Detectors (custom run)")
     assert "loader table kept as it was" in written
     assert "- command: `pytest smoke`" in written
     for title in ("### Speed", "### Efficiency", "### Peak memory", "### Accuracy", "### mAP computation time", "### onnxruntime", "### Targets"):
