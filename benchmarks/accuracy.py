@@ -83,7 +83,7 @@ def train_and_evaluate(cfg: BenchConfig, key: str, dm: Any) -> dict[str, float]:
     spec = ContenderSpec.parse(key)
     train_loader, val_loader = dm.train_dataloader(), dm.val_dataloader()
     shape_only = synthetic_batch(1, cfg.accuracy_image_size, dm.num_classes)  # fixes S; training uses the loader's batches
-    torch.manual_seed(cfg.seed)  # same initial weights for every autotimm model, and for torchvision's
+    torch.manual_seed(cfg.seed)  # the same seed for every model's initial weights
 
     def adamw(params: Any) -> torch.optim.Optimizer:
         return torch.optim.AdamW(params, lr=cfg.accuracy_lr, weight_decay=1e-4)
@@ -137,6 +137,12 @@ def run_accuracy(cfg: BenchConfig) -> tuple[list[Table], dict[str, dict[str, flo
         f"Scored on {n_val} val images by pycocotools (autotimm.metrics.coco_map) on original-frame boxes, "
         "score_thresh 0.05, NMS 0.5, 100 detections. 'final train loss' is each model's own loss (not comparable across models)."
     ]
+    if not any(ContenderSpec.parse(k).variant == "tvinit" for k in results):
+        table.notes.append(
+            "autotimm's timm ResNet starts with zero_init_last=True (each residual block's last BatchNorm at 0), "
+            "torchvision's does not; from scratch that alone costs autotimm FCOS much of a short budget. Add "
+            "'autotimm:fcos:auto:tvinit' to --accuracy-contenders (the full run does) to compare at equal init."
+        )
     if "autotimm:fcos:fp32" in results and "autotimm:fcos:auto" in results:
         diff = 100 * abs(results["autotimm:fcos:auto"]["map"] - results["autotimm:fcos:fp32"]["map"])
         table.notes.append(f"Fast path vs fp32 (autotimm FCOS): |mAP difference| = {diff:.2f} points (target: within 1 point).")
