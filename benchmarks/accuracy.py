@@ -137,11 +137,11 @@ def run_accuracy(cfg: BenchConfig) -> tuple[list[Table], dict[str, dict[str, flo
         f"Scored on {n_val} val images by pycocotools (autotimm.metrics.coco_map) on original-frame boxes, "
         "score_thresh 0.05, NMS 0.5, 100 detections. 'final train loss' is each model's own loss (not comparable across models)."
     ]
-    if not any(ContenderSpec.parse(k).variant == "tvinit" for k in results):
+    if not any(ContenderSpec.parse(k).variant == "zeroinit" for k in results):
         table.notes.append(
-            "autotimm's timm ResNet starts with zero_init_last=True (each residual block's last BatchNorm at 0), "
-            "torchvision's does not; from scratch that alone costs autotimm FCOS much of a short budget. Add "
-            "'autotimm:fcos:auto:tvinit' to --accuracy-contenders (the full run does) to compare at equal init."
+            "From scratch, autotimm builds timm ResNets with zero_init_last=False (timm's classification default "
+            "zeroes each residual block's last BatchNorm, torchvision's ResNet does not); add "
+            "'autotimm:fcos:auto:zeroinit' to --accuracy-contenders (the full run does) to see that choice's effect."
         )
     if "autotimm:fcos:fp32" in results and "autotimm:fcos:auto" in results:
         diff = 100 * abs(results["autotimm:fcos:auto"]["map"] - results["autotimm:fcos:fp32"]["map"])

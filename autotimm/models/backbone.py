@@ -104,14 +104,25 @@ def _create(cfg: FeatureBackboneConfig, out_indices: Sequence[int] | None, pretr
         kwargs["pretrained_cfg_overlay"] = dict(file=str(cfg.weights_file))
     kwargs.update(cfg.extra_kwargs)
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    optional: dict[str, Any] = {}
     # Transformers with a fixed input size (Swin, ViT) accept any size with dynamic_img_size.
     if "dynamic_img_size" not in cfg.extra_kwargs:
+        optional["dynamic_img_size"] = True
+    # From scratch, start residual blocks with their last norm at 1 rather than timm's classification
+    # default of 0 (zero_init_last): detectors trained from scratch learn faster that way (detectron2
+    # leaves it off for the same reason; measured in benchmarks/RESULTS.md). Pretrained weights
+    # overwrite it anyway.
+    if not pretrained and "zero_init_last" not in cfg.extra_kwargs:
+        optional["zero_init_last"] = False
+    while True:
         try:
-            return timm.create_model(cfg.model_name, dynamic_img_size=True, **kwargs)
-        except TypeError as err:
-            if "dynamic_img_size" not in str(err):
+            return timm.create_model(cfg.model_name, **kwargs, **optional)
+        except TypeError as err:  # this model family does not take one of the optional arguments
+            unsupported = [name for name in optional if name in str(err)]
+            if not unsupported:
                 raise
-    return timm.create_model(cfg.model_name, **kwargs)
+            for name in unsupported:
+                del optional[name]
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:

@@ -96,21 +96,21 @@ def test_torchvision_twin_matches_autotimm_head_depth_and_width() -> None:
 
 
 def test_contender_keys_round_trip_and_name_their_variant() -> None:
-    spec = ContenderSpec.parse("autotimm:fcos:fp32:tvinit")
-    assert (spec.library, spec.arch, spec.precision, spec.variant) == ("autotimm", "fcos", "fp32", "tvinit")
-    assert spec.key == "autotimm:fcos:fp32:tvinit"
-    assert spec.name == "autotimm FCOS fp32 (torchvision-style init)"
+    spec = ContenderSpec.parse("autotimm:fcos:fp32:zeroinit")
+    assert (spec.library, spec.arch, spec.precision, spec.variant) == ("autotimm", "fcos", "fp32", "zeroinit")
+    assert spec.key == "autotimm:fcos:fp32:zeroinit"
+    assert spec.name == "autotimm FCOS fp32 (timm zero_init_last)"
     assert ContenderSpec.parse("torchvision:retinanet").key == "torchvision:retinanet:auto"
 
 
-def test_tvinit_variant_keeps_the_residual_batchnorms_at_one() -> None:
+def test_zeroinit_variant_zeroes_the_residual_batchnorms() -> None:
     from benchmarks.contenders import build_autotimm
 
     def last_bn_weights(model: torch.nn.Module) -> torch.Tensor:
         return torch.cat([m.bn2.weight.detach() for m in model.backbone.modules() if hasattr(m, "bn2") and hasattr(m, "conv2")])
 
-    assert bool((last_bn_weights(build_autotimm("fcos", "resnet18", 3, 64, 1)) == 0).all())  # timm's default
-    assert bool((last_bn_weights(build_autotimm("fcos", "resnet18", 3, 64, 1, variant="tvinit")) == 1).all())
+    assert bool((last_bn_weights(build_autotimm("fcos", "resnet18", 3, 64, 1)) == 1).all())  # autotimm from scratch
+    assert bool((last_bn_weights(build_autotimm("fcos", "resnet18", 3, 64, 1, variant="zeroinit")) == 0).all())
 
 
 def test_rss_is_read() -> None:
@@ -160,8 +160,8 @@ def test_bad_settings_are_refused_with_the_value_and_the_choices() -> None:
         ContenderSpec.parse("torchvision:yolox")
     with pytest.raises(ValueError, match=r"contender 'autotimm': expected 'library:arch\[:precision\[:variant\]\]'"):
         ContenderSpec.parse("autotimm")
-    with pytest.raises(ValueError, match=r"variant='tvinit'\) for library 'torchvision': expected ''"):
-        ContenderSpec.parse("torchvision:fcos:fp32:tvinit")
+    with pytest.raises(ValueError, match=r"variant='zeroinit'\) for library 'torchvision': expected ''"):
+        ContenderSpec.parse("torchvision:fcos:fp32:zeroinit")
     with pytest.raises(ValueError, match=r"backbone 'convnext_tiny' has no torchvision twin.*resnet50"):
         build_torchvision("fcos", "convnext_tiny", 3, 128, 64, 1)
     with pytest.raises(ValueError, match=r"no setting \['repeat'\]"):

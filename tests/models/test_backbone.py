@@ -42,6 +42,27 @@ def test_config_fields_are_honoured():
     assert drop_paths and max(m.drop_prob for m in drop_paths) == pytest.approx(0.2)
 
 
+def _zeroed_norms(module):
+    norms = (torch.nn.BatchNorm2d, torch.nn.GroupNorm)
+    return [m for m in module.modules() if isinstance(m, norms) and not m.weight.detach().any()]
+
+
+@pytest.mark.parametrize("name", ["resnet18", "regnety_002"])
+def test_scratch_residual_blocks_start_with_their_last_norm_at_one(name):
+    # timm's classification default (zero_init_last=True) zeroes the last norm of every residual
+    # block; from scratch a detector learns much faster without it (benchmarks/RESULTS.md).
+    assert not _zeroed_norms(Backbone(FeatureBackboneConfig(name, pretrained=False)))
+    asked = Backbone(FeatureBackboneConfig(name, pretrained=False, extra_kwargs={"zero_init_last": True}))
+    assert len(_zeroed_norms(asked)) >= 4  # the user's choice wins
+
+
+def test_families_without_zero_init_last_still_build():
+    backbone = Backbone(FeatureBackboneConfig("efficientnet_b0", pretrained=False))  # no such argument
+    assert backbone.channels == [40, 112, 320]
+    with pytest.raises(TypeError, match="not_a_timm_argument"):
+        Backbone(FeatureBackboneConfig("resnet18", pretrained=False, extra_kwargs={"not_a_timm_argument": 1}))
+
+
 def test_local_weights_file_is_loaded(tmp_path):
     import timm
 
