@@ -46,10 +46,17 @@ class FCOSHead(nn.Module):
         strides: stride of each level; box distances are predicted in units of the stride.
         num_convs: conv + GroupNorm + ReLU layers in each tower (``head_num_convs``).
         prior_prob: initial foreground probability of the classifier (focal-loss init).
+        bbox_prior: initial box distance in strides (bias of the distance conv); must be > 0 so that
+            every distance starts on ReLU's live side.
     """
 
-    def __init__(self, in_channels: int, num_classes: int, strides: Sequence[int], num_convs: int = 4, prior_prob: float = 0.01) -> None:
+    def __init__(
+        self, in_channels: int, num_classes: int, strides: Sequence[int], num_convs: int = 4, prior_prob: float = 0.01,
+        bbox_prior: float = 1.0,
+    ) -> None:
         super().__init__()
+        if not bbox_prior > 0:
+            raise ValueError(f"FCOSHead(bbox_prior={bbox_prior!r}): expected a positive distance in strides, such as 1.0.")
         self.num_classes = num_classes
         self.strides = tuple(strides)
         self.cls_subnet = conv_tower(in_channels, num_convs)
@@ -63,6 +70,11 @@ class FCOSHead(nn.Module):
                 nn.init.normal_(module.weight, std=0.01)
                 nn.init.zeros_(module.bias)
         nn.init.constant_(self.cls_logits.bias, -math.log((1 - prior_prob) / prior_prob))
+        # Start every distance at one stride (a 2-stride box around each point) instead of ~0: with a
+        # zero bias, half the outputs sit in ReLU's flat half from the first step, and one early push
+        # below zero can kill a distance channel for good (seen with AdamW: the bottom distance stuck
+        # at 0 everywhere, mAP50 0.12 instead of 0.5). A positive start also gives GIoU a real box.
+        nn.init.constant_(self.bbox_pred.bias, bbox_prior)
 
     def forward(self, feats: Sequence[Tensor]) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
         """Per-level raw outputs.
