@@ -27,6 +27,7 @@ OVERRIDES: dict[str, type] = {
     "fpn_channels": int, "head_num_convs": int, "repeats": int, "warmup": int, "speed_contenders": str,
     "memory_backbones": str, "memory_contenders": str, "memory_steps": int, "accuracy_backbone": str, "accuracy_image_size": int,
     "accuracy_batch_size": int, "accuracy_steps": int, "accuracy_contenders": str, "accuracy_val_images": int,
+    "accuracy_seeds": str,
     "eval_images": int, "eval_detections": int, "onnx_backbones": str,
 }  # fmt: skip
 

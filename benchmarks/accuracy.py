@@ -5,6 +5,7 @@ batches, then is scored on the val split by one evaluator (pycocotools, original
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 import time
 from typing import Any, Iterator
 
@@ -120,18 +121,25 @@ def run_accuracy(cfg: BenchConfig) -> tuple[list[Table], dict[str, dict[str, flo
     dm = shapes_datamodule(cfg)
     results = {}
     for key in keys:
-        results[key] = train_and_evaluate(cfg, key, dm)
-        print(f"[accuracy] {ContenderSpec.parse(key).name}: mAP {results[key]['map']:.4f}, mAP50 {results[key]['map_50']:.4f}", flush=True)
+        runs = []
+        for seed in cfg.accuracy_seeds:
+            runs.append(train_and_evaluate(replace(cfg, seed=seed), key, dm))
+            print(f"[accuracy] {ContenderSpec.parse(key).name} (seed {seed}): mAP {runs[-1]['map']:.4f}, mAP50 {runs[-1]['map_50']:.4f}", flush=True)
+        results[key] = {name: sum(r[name] for r in runs) / len(runs) for name in runs[0]}  # means over seeds
+        results[key]["map_per_seed"] = [r["map"] for r in runs]
     n_val = len(dm.val_dataset) if cfg.accuracy_val_images is None else min(cfg.accuracy_val_images, len(dm.val_dataset))
     table = Table(
         f"Accuracy at equal budget (shapes, from scratch, {cfg.accuracy_backbone}, {cfg.accuracy_image_size} px, "
         f"batch {cfg.accuracy_batch_size}, {cfg.accuracy_steps} steps)",
-        ["contender", "val mAP@[.5:.95]", "val mAP50", "final train loss", "train s/step"],
+        ["contender", "val mAP@[.5:.95]", "val mAP50", "final train loss", "train s/step"]
+        + ([f"mAP per seed ({', '.join(map(str, cfg.accuracy_seeds))})"] if len(cfg.accuracy_seeds) > 1 else []),
     )
     for key, r in results.items():
-        table.add(ContenderSpec.parse(key).name, r["map"], r["map_50"], r["final_loss"], r["train_seconds"] / cfg.accuracy_steps)
+        per_seed = [" / ".join(f"{m:.3f}" for m in r["map_per_seed"])] if len(cfg.accuracy_seeds) > 1 else []
+        table.add(ContenderSpec.parse(key).name, r["map"], r["map_50"], r["final_loss"], r["train_seconds"] / cfg.accuracy_steps, *per_seed)
     table.notes = [
-        f"Same initial seed, same {cfg.accuracy_steps} augmented batches for every contender, AdamW lr {cfg.accuracy_lr:g} "
+        f"{'Means over seeds ' + ', '.join(map(str, cfg.accuracy_seeds)) + '; for each seed the' if len(cfg.accuracy_seeds) > 1 else 'The'} "
+        f"same initial seed and the same {cfg.accuracy_steps} augmented batches for every contender, AdamW lr {cfg.accuracy_lr:g} "
         f"(wd 1e-4, {max(1, min(100, cfg.accuracy_steps // 5))} warm-up steps, cosine to 0), gradient norm clipped at "
         f"{CLIP_NORM:g}; FPN {ACCURACY_FPN_CHANNELS} channels and {ACCURACY_HEAD_NUM_CONVS} head convs for all. "
         f"Scored on {n_val} val images by pycocotools (autotimm.metrics.coco_map) on original-frame boxes, "

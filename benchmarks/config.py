@@ -41,6 +41,8 @@ class BenchConfig:
         accuracy_contenders: keys of the trained contenders.
         accuracy_fp32_check: also train autotimm FCOS in fp32 and compare its mAP with the fast path.
         accuracy_val_images: validate on the first N val images (None: all 50).
+        accuracy_seeds: each accuracy contender trains once per seed (initial weights and batch
+            order); the table gives the mean and every seed's mAP.
         eval_images / eval_detections: size of the synthetic set for the evaluator timing.
         onnx_backbones: backbones of the onnxruntime vs eager comparison.
     """
@@ -68,6 +70,7 @@ class BenchConfig:
     accuracy_fp32_check: bool = False
     accuracy_val_images: int | None = None
     accuracy_workers: int = 1
+    accuracy_seeds: tuple[int, ...] = (0,)
     eval_images: int = 200
     eval_detections: int = 100
     onnx_backbones: tuple[str, ...] = ("resnet18",)
@@ -79,6 +82,15 @@ class BenchConfig:
             if isinstance(value, str):
                 value = tuple(v for v in value.split(",") if v)
             setattr(self, name, tuple(value))
+        seeds = self.accuracy_seeds
+        if isinstance(seeds, str):
+            try:
+                seeds = tuple(int(v) for v in seeds.split(",") if v.strip())
+            except ValueError:
+                raise ValueError(f"BenchConfig(accuracy_seeds={self.accuracy_seeds!r}): expected comma-separated ints such as '0,1,2'.") from None
+        self.accuracy_seeds = tuple(seeds)
+        if not self.accuracy_seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in self.accuracy_seeds):
+            raise ValueError(f"BenchConfig(accuracy_seeds={self.accuracy_seeds!r}): expected one or more ints >= 0.")
         unknown = [s for s in self.sections if s not in SECTIONS]
         if unknown:
             raise ValueError(f"BenchConfig(sections={self.sections}): unknown {unknown}; valid sections: {list(SECTIONS)}.")
@@ -140,6 +152,7 @@ def full() -> BenchConfig:
         accuracy_contenders=("autotimm:fcos:auto", "autotimm:fcos:auto:zeroinit", "autotimm:yolox:auto",
                              "torchvision:fcos:fp32", "torchvision:fcos:bf16"),
         accuracy_fp32_check=True,
+        accuracy_seeds=(0, 1, 2),
         eval_images=1000,
         onnx_backbones=("resnet18", "resnet50"),
     )
