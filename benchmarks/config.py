@@ -132,8 +132,8 @@ class BenchConfig:
 
 
 def quick() -> BenchConfig:
-    """Every section at the issue's sizes, 3 repeats, a short accuracy run: ~9-10 minutes on 2 idle
-    cores (measured 673 s with one more accuracy contender than now)."""
+    """Every section at the issue's sizes, 3 repeats, a short accuracy run on one seed: 495 s measured
+    on 2 idle cores with 2 threads (2026-11-26)."""
     return BenchConfig(mode="quick")
 
 
