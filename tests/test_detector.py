@@ -75,7 +75,8 @@ def test_predict_accepts_every_image_kind_and_returns_original_pixels(tiny_detec
     path = tmp_path / "img.png"
     Image.fromarray(array).save(path)
     inputs = [str(path), Image.fromarray(array), array, torch.from_numpy(array).permute(2, 0, 1)]
-    results = model.predict(inputs, image_size=64)
+    # fp32: with an untrained head many scores nearly tie, and bf16 rounding could pick different ones
+    results = model.predict(inputs, image_size=64, precision="fp32")
     assert len(results) == 4
     for r in results:
         assert set(r) == {"boxes", "scores", "labels"}

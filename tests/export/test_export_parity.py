@@ -67,7 +67,8 @@ def test_raw_outputs_match_eager(exports, backbone, arch, size, score_thresh):
         for name, value in expected.items():
             assert got[name].shape == tuple(value.shape), name
             diff = float(np.abs(got[name] - value.numpy()).max())
-            assert diff < 1e-4, f"{backbone} {size}px batch {len(batch)} {name}: max abs diff {diff}"
+            scale = max(1.0, float(value.abs().max()))  # box distances are pixels, up to ~stride x a few
+            assert diff < 1e-4 * scale, f"{backbone} {size}px batch {len(batch)} {name}: max abs diff {diff} (scale {scale})"
 
 
 @pytest.mark.parametrize("backbone,arch,size,score_thresh", CASES)
