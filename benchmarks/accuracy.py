@@ -5,8 +5,8 @@ batches, then is scored on the val split by one evaluator (pycocotools, original
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 import time
+from dataclasses import replace
 from typing import Any, Iterator
 
 import torch
@@ -127,19 +127,21 @@ def run_accuracy(cfg: BenchConfig) -> tuple[list[Table], dict[str, dict[str, flo
             print(f"[accuracy] {ContenderSpec.parse(key).name} (seed {seed}): mAP {runs[-1]['map']:.4f}, mAP50 {runs[-1]['map_50']:.4f}", flush=True)
         results[key] = {name: sum(r[name] for r in runs) / len(runs) for name in runs[0]}  # means over seeds
         results[key]["map_per_seed"] = [r["map"] for r in runs]
+    seeds = ", ".join(map(str, cfg.accuracy_seeds))
+    several = len(cfg.accuracy_seeds) > 1
+    lead = f"Means over seeds {seeds}; for each seed the" if several else "The"
     n_val = len(dm.val_dataset) if cfg.accuracy_val_images is None else min(cfg.accuracy_val_images, len(dm.val_dataset))
     table = Table(
         f"Accuracy at equal budget (shapes, from scratch, {cfg.accuracy_backbone}, {cfg.accuracy_image_size} px, "
         f"batch {cfg.accuracy_batch_size}, {cfg.accuracy_steps} steps)",
         ["contender", "val mAP@[.5:.95]", "val mAP50", "final train loss", "train s/step"]
-        + ([f"mAP per seed ({', '.join(map(str, cfg.accuracy_seeds))})"] if len(cfg.accuracy_seeds) > 1 else []),
+        + ([f"mAP per seed ({seeds})"] if several else []),
     )
     for key, r in results.items():
-        per_seed = [" / ".join(f"{m:.3f}" for m in r["map_per_seed"])] if len(cfg.accuracy_seeds) > 1 else []
+        per_seed = [" / ".join(f"{m:.3f}" for m in r["map_per_seed"])] if several else []
         table.add(ContenderSpec.parse(key).name, r["map"], r["map_50"], r["final_loss"], r["train_seconds"] / cfg.accuracy_steps, *per_seed)
     table.notes = [
-        f"{'Means over seeds ' + ', '.join(map(str, cfg.accuracy_seeds)) + '; for each seed the' if len(cfg.accuracy_seeds) > 1 else 'The'} "
-        f"same initial seed and the same {cfg.accuracy_steps} augmented batches for every contender, AdamW lr {cfg.accuracy_lr:g} "
+        f"{lead} same initial seed and the same {cfg.accuracy_steps} augmented batches for every contender, AdamW lr {cfg.accuracy_lr:g} "
         f"(wd 1e-4, {max(1, min(100, cfg.accuracy_steps // 5))} warm-up steps, cosine to 0), gradient norm clipped at "
         f"{CLIP_NORM:g}; FPN {ACCURACY_FPN_CHANNELS} channels and {ACCURACY_HEAD_NUM_CONVS} head convs for all. "
         f"Scored on {n_val} val images by pycocotools (autotimm.metrics.coco_map) on original-frame boxes, "

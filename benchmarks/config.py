@@ -77,18 +77,17 @@ class BenchConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("sections", "backbones", "speed_contenders", "memory_contenders", "memory_backbones", "accuracy_contenders", "onnx_backbones"):
+        given_seeds = self.accuracy_seeds
+        for name in ("sections", "backbones", "speed_contenders", "memory_contenders", "memory_backbones", "accuracy_contenders",
+                     "onnx_backbones", "accuracy_seeds"):  # fmt: skip
             value = getattr(self, name)
             if isinstance(value, str):
                 value = tuple(v for v in value.split(",") if v)
             setattr(self, name, tuple(value))
-        seeds = self.accuracy_seeds
-        if isinstance(seeds, str):
-            try:
-                seeds = tuple(int(v) for v in seeds.split(",") if v.strip())
-            except ValueError:
-                raise ValueError(f"BenchConfig(accuracy_seeds={self.accuracy_seeds!r}): expected comma-separated ints such as '0,1,2'.") from None
-        self.accuracy_seeds = tuple(seeds)
+        try:  # seeds given as text ("0,1,2" from the command line) become ints
+            self.accuracy_seeds = tuple(int(v) if isinstance(v, str) else v for v in self.accuracy_seeds)
+        except ValueError:
+            raise ValueError(f"BenchConfig(accuracy_seeds={given_seeds!r}): expected comma-separated ints such as '0,1,2'.") from None
         if not self.accuracy_seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in self.accuracy_seeds):
             raise ValueError(f"BenchConfig(accuracy_seeds={self.accuracy_seeds!r}): expected one or more ints >= 0.")
         unknown = [s for s in self.sections if s not in SECTIONS]
