@@ -14,13 +14,14 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
-from autotimm.assigners.fcos import PaddedTargets, make_points
 from autotimm.data.image_io import ImageLike
 from autotimm.data.letterbox import boxes_to_original
 from autotimm.losses.functional import FocalLoss
 from autotimm.models.arch import ARCHITECTURES, LOSS_NAMES, build_arch
 from autotimm.models.backbone import Backbone, FeatureBackboneConfig
 from autotimm.models.neck import FPN, check_strides
+from autotimm.ops.points import make_points
+from autotimm.ops.targets import PaddedTargets
 from autotimm.optim import build_optimizer, build_scheduler
 from autotimm.postprocess import postprocess
 from autotimm.preprocessing import PreprocessingMixin, TransformConfig

@@ -8,6 +8,8 @@ import torch
 from torch import Tensor
 from torchvision.ops import batched_nms
 
+from autotimm.ops.boxes import clip_boxes
+
 
 def select_topk_per_level(scores: Tensor, level_sizes: Sequence[int], k: int) -> tuple[Tensor, Tensor]:
     """Top-k (point, class) candidates of each level, for every image at once.
@@ -62,11 +64,7 @@ def postprocess(
     point = flat // c
     label = flat % c
     cand_boxes = boxes.float().gather(1, point[..., None].expand(-1, -1, 4))  # [B, N, 4]
-    h, w = image_size
-    cand_boxes = torch.stack(
-        [cand_boxes[..., 0].clamp(0, w), cand_boxes[..., 1].clamp(0, h), cand_boxes[..., 2].clamp(0, w), cand_boxes[..., 3].clamp(0, h)],
-        dim=-1,
-    )
+    cand_boxes = clip_boxes(cand_boxes, image_size)
     image = torch.arange(b, device=scores.device)[:, None].expand_as(label)  # [B, N]
     wh = cand_boxes[..., 2:] - cand_boxes[..., :2]
     keep = (top_scores > score_thresh) & (wh > 0).all(-1)  # boxes clipped to nothing are dropped

@@ -14,6 +14,9 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
+from autotimm.ops.coders import DistanceCoder
+from autotimm.ops.targets import PaddedTargets
+
 INF = 1e8
 
 
@@ -26,58 +29,6 @@ def default_regress_ranges(strides: Sequence[int]) -> tuple[tuple[float, float],
     lows = [-1.0] + bounds
     highs = bounds + [math.inf]
     return tuple(zip(lows, highs))
-
-
-def make_points(sizes: Sequence[tuple[int, int]], strides: Sequence[int], device: torch.device | None = None) -> tuple[Tensor, Tensor]:
-    """Centres of every feature-map cell, level by level, in input-frame pixels.
-
-    Args:
-        sizes: (H_l, W_l) of each level.
-        strides: stride of each level.
-
-    Returns:
-        points: Tensor[P, 2] (x, y) with ``x = (j + 0.5) * stride``.
-        level: Tensor[P] int64, the level index of each point.
-    """
-    points, levels = [], []
-    for lvl, ((h, w), s) in enumerate(zip(sizes, strides)):
-        ys = (torch.arange(h, device=device, dtype=torch.float32) + 0.5) * s
-        xs = (torch.arange(w, device=device, dtype=torch.float32) + 0.5) * s
-        yy, xx = torch.meshgrid(ys, xs, indexing="ij")
-        points.append(torch.stack([xx.reshape(-1), yy.reshape(-1)], dim=1))  # [H*W, 2]
-        levels.append(torch.full((h * w,), lvl, device=device, dtype=torch.int64))
-    return torch.cat(points), torch.cat(levels)
-
-
-@dataclass
-class PaddedTargets:
-    """A batch's ground truth padded to G boxes per image (input frame).
-
-    boxes: Tensor[B, G, 4] x1y1x2y2; labels: int64[B, G]; valid: bool[B, G] (real, non-crowd boxes);
-    crowd: bool[B, G] (crowd regions, ignored rather than learned).
-    """
-
-    boxes: Tensor
-    labels: Tensor
-    valid: Tensor
-    crowd: Tensor
-
-    @classmethod
-    def from_targets(cls, targets: Sequence[dict[str, Tensor]], device: torch.device) -> "PaddedTargets":
-        b = len(targets)
-        g = max([len(t["boxes"]) for t in targets] + [1])
-        boxes = torch.zeros(b, g, 4, device=device)
-        labels = torch.zeros(b, g, dtype=torch.int64, device=device)
-        present = torch.zeros(b, g, dtype=torch.bool, device=device)
-        crowd = torch.zeros(b, g, dtype=torch.bool, device=device)
-        for i, t in enumerate(targets):  # loop over images only, to pad
-            n = len(t["boxes"])
-            boxes[i, :n] = t["boxes"].to(device=device, dtype=torch.float32)
-            labels[i, :n] = t["labels"].to(device)
-            present[i, :n] = True
-            if "iscrowd" in t:
-                crowd[i, :n] = t["iscrowd"].to(device).bool()
-        return cls(boxes, labels, present & ~crowd, present & crowd)
 
 
 @dataclass
@@ -126,7 +77,7 @@ class FCOSAssigner:
         x = points[None, :, 0, None]  # [1, P, 1]
         y = points[None, :, 1, None]
         x1, y1, x2, y2 = (gt.boxes[..., i][:, None, :] for i in range(4))  # each [B, 1, G]
-        ltrb = torch.stack([x - x1, y - y1, x2 - x, y2 - y], dim=-1)  # [B, P, G, 4]
+        ltrb = DistanceCoder.encode(gt.boxes[:, None, :, :], points[None, :, None, :])  # [B, P, G, 4]
         inside_box = ltrb.amin(dim=-1) > 0  # [B, P, G]
         if self.radius > 0:
             cx, cy = (x1 + x2) / 2, (y1 + y2) / 2  # [B, 1, G]

@@ -4,7 +4,7 @@ The steps, each a function below:
 
 1. :func:`geometry_prior`: which points may learn which box: the point lies inside the box or within
    ``radius * stride`` of its centre (a *candidate*); pairs that satisfy both are the prior proper.
-2. :func:`pairwise_iou` and :func:`classification_cost`: how well each point's current prediction
+2. IoU (:func:`autotimm.ops.boxes.batched_box_iou`) and :func:`classification_cost`: how well each point's current prediction
    fits each box.
 3. :func:`matching_cost`: ``cls_cost + 3 * (-log IoU) + 1e5 * (pair outside the prior)``.
 4. :func:`dynamic_k`: each box takes ``k = max(1, int(sum of its top-10 IoUs))`` points.
@@ -26,7 +26,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from autotimm.assigners.fcos import PaddedTargets
+from autotimm.ops.boxes import batched_box_iou
+from autotimm.ops.targets import PaddedTargets
 
 INF = 1e8
 OUTSIDE_PRIOR_COST = 1e5
@@ -54,23 +55,6 @@ def geometry_prior(points: Tensor, stride: Tensor, boxes: Tensor, radius: float 
     r = (radius * stride)[None, :, None]  # [1, P, 1]
     in_center = (x > cx - r) & (x < cx + r) & (y > cy - r) & (y < cy + r)  # [B, P, G]
     return in_box, in_center
-
-
-def pairwise_iou(boxes1: Tensor, boxes2: Tensor, eps: float = 1e-7) -> Tensor:
-    """IoU of every pair within each image (torchvision's ``box_iou`` has no batch dimension).
-
-    Args:
-        boxes1: Tensor[B, P, 4] x1y1x2y2; boxes2: Tensor[B, G, 4] x1y1x2y2 (same frame).
-
-    Returns:
-        Tensor[B, P, G] in [0, 1].
-    """
-    lt = torch.maximum(boxes1[:, :, None, :2], boxes2[:, None, :, :2])  # [B, P, G, 2]
-    rb = torch.minimum(boxes1[:, :, None, 2:], boxes2[:, None, :, 2:])  # [B, P, G, 2]
-    inter = (rb - lt).clamp(min=0).prod(dim=-1)  # [B, P, G]
-    area1 = (boxes1[..., 2:] - boxes1[..., :2]).clamp(min=0).prod(dim=-1)  # [B, P]
-    area2 = (boxes2[..., 2:] - boxes2[..., :2]).clamp(min=0).prod(dim=-1)  # [B, G]
-    return inter / (area1[:, :, None] + area2[:, None, :] - inter + eps)
 
 
 def classification_cost(scores: Tensor, labels: Tensor) -> Tensor:
@@ -232,7 +216,7 @@ class SimOTAAssigner:
         valid = gt.valid[:, None, :]  # [B, 1, G]
         candidate = ((in_box | in_center) & valid).any(dim=2, keepdim=True)  # [B, P, 1]
         allowed = candidate & valid  # [B, P, G]: YOLOX costs every candidate point against every box
-        iou = pairwise_iou(pred_boxes, gt.boxes)  # [B, P, G]
+        iou = batched_box_iou(pred_boxes, gt.boxes)  # [B, P, G]
         scores = (cls_logits.sigmoid() * obj_logits.sigmoid()[..., None]).sqrt()  # [B, P, K]
         cls_cost = classification_cost(scores, gt.labels)  # [B, P, G]
         cost = matching_cost(cls_cost, iou, in_box & in_center, allowed, self.iou_weight)

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 from torchvision.ops import batched_nms
 
+from autotimm.ops.boxes import clip_boxes
 from autotimm.postprocess import select_topk_per_level
 
 # Name prefixes of the three per-level outputs of each architecture.
@@ -78,7 +79,7 @@ class EndToEnd(nn.Module):
         scores, boxes = self.model.detection_head.decode(outputs, points)  # [B, P, C], [B, P, 4]
         level_sizes = [m.shape[-2] * m.shape[-1] for m in outputs[0]]
         return fixed_size_postprocess(
-            scores, boxes, level_sizes, (images.shape[-2], images.shape[-1]),
+            scores, boxes, level_sizes, (int(images.shape[-2]), int(images.shape[-1])),  # static: the grid is baked in
             self.score_thresh, self.nms_thresh, self.max_detections, self.topk_per_level,
         )
 
@@ -110,10 +111,7 @@ def fixed_size_postprocess(
     top_scores, flat = select_topk_per_level(scores.float(), level_sizes, topk_per_level)  # [B, N]
     point, label = flat // c, flat % c  # [B, N]
     cand = boxes.float().gather(1, point[..., None].expand(-1, -1, 4))  # [B, N, 4]
-    h, w = image_size
-    cand = torch.stack(
-        [cand[..., 0].clamp(0, w), cand[..., 1].clamp(0, h), cand[..., 2].clamp(0, w), cand[..., 3].clamp(0, h)], dim=-1
-    )
+    cand = clip_boxes(cand, image_size)
     nonempty = (cand[..., 2:] > cand[..., :2]).all(-1)  # [B, N]; boxes clipped to nothing are dropped
     below = torch.full_like(top_scores, -1.0)  # under any threshold in [0, 1)
     nms_scores = torch.where(nonempty, top_scores, below)  # [B, N]

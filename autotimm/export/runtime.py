@@ -9,10 +9,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from autotimm.assigners.fcos import make_points
 from autotimm.data.image_io import ImageLike, load_image
 from autotimm.data.letterbox import boxes_to_original, letterbox_image
 from autotimm.export.metadata import ExportMetadata
+from autotimm.ops.points import make_points
 from autotimm.postprocess import postprocess
 
 

@@ -2,31 +2,20 @@
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from autotimm.assigners.fcos import FCOSTargets
-
-
-def decode_distances(points: Tensor, dists: Tensor) -> Tensor:
-    """(left, top, right, bottom) distances from points -> boxes x1y1x2y2 (input frame).
-
-    points: Tensor[..., 2]; dists: Tensor[..., 4] -> Tensor[..., 4].
-    """
-    return torch.cat([points - dists[..., :2], points + dists[..., 2:]], dim=-1)
+from autotimm.losses.functional import summed
+from autotimm.ops.coders import DistanceCoder
 
 
 def centerness_target(points: Tensor, boxes: Tensor) -> Tensor:
     """FCOS centerness sqrt(min(l, r) / max(l, r) * min(t, b) / max(t, b)). [N, 2], [N, 4] -> [N]."""
-    lr = torch.stack([points[:, 0] - boxes[:, 0], boxes[:, 2] - points[:, 0]], dim=1)  # [N, 2]
-    tb = torch.stack([points[:, 1] - boxes[:, 1], boxes[:, 3] - points[:, 1]], dim=1)  # [N, 2]
+    ltrb = DistanceCoder.encode(boxes, points)  # [N, 4]
+    lr, tb = ltrb[:, 0::2], ltrb[:, 1::2]  # [N, 2] each
     ratio = (lr.amin(1) / lr.amax(1).clamp(min=1e-6)) * (tb.amin(1) / tb.amax(1).clamp(min=1e-6))
     return ratio.clamp(min=0).sqrt()
-
-
-def _reduce(loss: Tensor) -> Tensor:
-    return loss if loss.ndim == 0 else loss.sum()
 
 
 class FCOSLoss(nn.Module):
@@ -62,12 +51,12 @@ class FCOSLoss(nn.Module):
         if cls_all.ndim:
             keep = (~targets.ignore).reshape(-1, *([1] * (cls_all.ndim - 1))).float()
             cls_all = cls_all * keep
-        cls = _reduce(cls_all) / num_pos
+        cls = summed(cls_all) / num_pos
 
         pos_points = points[None].expand(positive.shape[0], -1, -1)[positive]  # [M, 2]
-        pos_boxes = decode_distances(pos_points, box_dists[positive].float())  # [M, 4]
+        pos_boxes = DistanceCoder.decode(box_dists[positive].float(), pos_points)  # [M, 4]
         gt_boxes = targets.boxes[positive]  # [M, 4]
-        reg = _reduce(self.reg_loss(pos_boxes, gt_boxes)) / num_pos
+        reg = summed(self.reg_loss(pos_boxes, gt_boxes)) / num_pos
         ctr_t = centerness_target(pos_points, gt_boxes)
         ctr = F.binary_cross_entropy_with_logits(ctr_logits[positive].float(), ctr_t, reduction="sum") / num_pos
         total = self.cls_weight * cls + self.reg_weight * reg + self.centerness_weight * ctr

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.ops import complete_box_iou_loss, distance_box_iou_loss, generalized_box_iou_loss, sigmoid_focal_loss
+
+from autotimm.ops.boxes import aligned_box_iou
+
+
+def summed(loss: Tensor) -> Tensor:
+    """The sum of a loss: registered losses return per-element values, user modules may return a
+    scalar that is already summed."""
+    return loss if loss.ndim == 0 else loss.sum()
 
 
 class FocalLoss(nn.Module):
@@ -33,23 +40,13 @@ class BCELoss(nn.Module):
         return F.binary_cross_entropy_with_logits(logits.float(), targets.float(), reduction="none")
 
 
-def elementwise_iou(boxes1: Tensor, boxes2: Tensor, eps: float = 1e-7) -> Tensor:
-    """IoU of matching rows. boxes1, boxes2: Tensor[N, 4] x1y1x2y2 -> Tensor[N]."""
-    lt = torch.maximum(boxes1[:, :2], boxes2[:, :2])
-    rb = torch.minimum(boxes1[:, 2:], boxes2[:, 2:])
-    inter = (rb - lt).clamp(min=0).prod(dim=1)
-    area1 = (boxes1[:, 2:] - boxes1[:, :2]).clamp(min=0).prod(dim=1)
-    area2 = (boxes2[:, 2:] - boxes2[:, :2]).clamp(min=0).prod(dim=1)
-    return inter / (area1 + area2 - inter + eps)
-
-
 class _BoxLoss(nn.Module):
     """Base for box losses: forward(pred Tensor[N, 4], target Tensor[N, 4]) x1y1x2y2 -> Tensor[N]."""
 
 
 class IoULoss(_BoxLoss):
     def forward(self, pred: Tensor, target: Tensor) -> Tensor:
-        return 1.0 - elementwise_iou(pred.float(), target.float())
+        return 1.0 - aligned_box_iou(pred.float(), target.float())
 
 
 class GIoULoss(_BoxLoss):

@@ -6,21 +6,16 @@ YOLOX does. All boxes are in the input frame.
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from autotimm.assigners.simota import SimOTATargets
-from autotimm.models.heads.yolox import encode_offsets
+from autotimm.losses.functional import summed
+from autotimm.ops.coders import OffsetLogSizeCoder
 
 # YOLOX weighs its IoU loss 5x against classification and objectness; ``reg_loss_weight`` scales on
 # top of this, so the reference's default reg_loss_weight=1.0 reproduces YOLOX.
 YOLOX_BOX_SCALE = 5.0
-
-
-def _total(loss: Tensor) -> Tensor:
-    """A registered loss returns per-element values or an already summed scalar."""
-    return loss if loss.ndim == 0 else loss.sum()
 
 
 class YOLOXLoss(nn.Module):
@@ -38,6 +33,7 @@ class YOLOXLoss(nn.Module):
         obj_weight: weight of the objectness loss (``centerness_loss_weight``: YOLOX has no
             centerness; objectness takes its place).
         l1_weight: weight of the L1 loss on raw offsets, when switched on (YOLOX: 1.0).
+        coder: the head's box coder, to encode the L1 loss's targets.
     """
 
     def __init__(
@@ -48,8 +44,10 @@ class YOLOXLoss(nn.Module):
         reg_weight: float = 1.0,
         obj_weight: float = 1.0,
         l1_weight: float = 1.0,
+        coder: OffsetLogSizeCoder | None = None,
     ) -> None:
         super().__init__()
+        self.coder = coder or OffsetLogSizeCoder()
         self.cls_loss = cls_loss
         self.reg_loss = reg_loss
         self.cls_weight, self.reg_weight, self.obj_weight, self.l1_weight = cls_weight, reg_weight, obj_weight, l1_weight
@@ -83,8 +81,8 @@ class YOLOXLoss(nn.Module):
         num_classes = cls_logits.shape[-1]
 
         soft = F.one_hot(targets.labels[fg], num_classes).float() * targets.iou[fg][:, None]  # [M, K]
-        cls = _total(self.cls_loss(cls_logits[fg].float(), soft)) / num_fg
-        reg = _total(self.reg_loss(pred_boxes[fg].float(), targets.boxes[fg])) / num_fg
+        cls = summed(self.cls_loss(cls_logits[fg].float(), soft)) / num_fg
+        reg = summed(self.reg_loss(pred_boxes[fg].float(), targets.boxes[fg])) / num_fg
         keep = ~targets.ignore  # [B, P]
         obj = F.binary_cross_entropy_with_logits(obj_logits[keep].float(), fg[keep].float(), reduction="sum") / num_fg
 
@@ -94,7 +92,7 @@ class YOLOXLoss(nn.Module):
             b = fg.shape[0]
             fg_points = points[None].expand(b, -1, -1)[fg]  # [M, 2]
             fg_stride = stride[None].expand(b, -1)[fg]  # [M]
-            l1_target = encode_offsets(targets.boxes[fg], fg_points, fg_stride)  # [M, 4]
+            l1_target = self.coder.encode(targets.boxes[fg], fg_points, fg_stride)  # [M, 4]
             l1 = (raw_reg[fg].float() - l1_target).abs().sum() / num_fg
             total = total + self.l1_weight * l1
             out["l1_loss"] = l1

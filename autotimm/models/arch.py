@@ -8,18 +8,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-import torch
 from torch import Tensor, nn
 
-from autotimm.assigners.fcos import FCOSAssigner, PaddedTargets, default_regress_ranges
-from autotimm.losses.fcos import FCOSLoss, decode_distances
+from autotimm.assigners.fcos import FCOSAssigner, default_regress_ranges
+from autotimm.losses.fcos import FCOSLoss
 from autotimm.losses.registry import build_loss
 from autotimm.models.heads.fcos import FCOSHead
-
-
-def flatten_levels(maps: Sequence[Tensor]) -> Tensor:
-    """Per-level Tensor[B, C, H_l, W_l] -> Tensor[B, P, C] with P = sum of H_l * W_l (row-major)."""
-    return torch.cat([m.permute(0, 2, 3, 1).reshape(m.shape[0], -1, m.shape[1]) for m in maps], dim=1)
+from autotimm.ops.coders import DistanceCoder
+from autotimm.ops.points import flatten_levels
+from autotimm.ops.targets import PaddedTargets
 
 
 class FCOS(nn.Module):
@@ -57,7 +54,7 @@ class FCOS(nn.Module):
         """Raw outputs -> (scores Tensor[B, P, K] in [0, 1], boxes Tensor[B, P, 4] input frame)."""
         cls, reg, ctr = (flatten_levels(o).float() for o in outputs)
         scores = (cls.sigmoid() * ctr.sigmoid()).sqrt()  # geometric mean, as in torchvision's FCOS
-        return scores, decode_distances(points, reg)
+        return scores, DistanceCoder.decode(reg, points)
 
 
 LOSS_NAMES = ("loss", "cls_loss", "reg_loss", "centerness_loss", "obj_loss", "l1_loss")  # logged when present

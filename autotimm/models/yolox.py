@@ -11,19 +11,12 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from autotimm.assigners.fcos import PaddedTargets
 from autotimm.assigners.simota import SimOTAAssigner
 from autotimm.losses.yolox import YOLOXLoss
-from autotimm.models.arch import flatten_levels
-from autotimm.models.heads.yolox import YOLOXHead, decode_offsets
-
-
-def point_strides(outputs: tuple[list[Tensor], ...], strides: Sequence[int]) -> Tensor:
-    """Stride of every point, in the level-by-level, row-major order of ``flatten_levels``: Tensor[P].
-
-    Built from the maps themselves (``ones_like``), so an ONNX trace keeps the sizes dynamic.
-    """
-    return torch.cat([torch.ones_like(m[0, 0], dtype=torch.float32).reshape(-1) * s for m, s in zip(outputs[0], strides)])
+from autotimm.models.heads.yolox import YOLOXHead
+from autotimm.ops.coders import OffsetLogSizeCoder
+from autotimm.ops.points import flatten_levels, point_strides
+from autotimm.ops.targets import PaddedTargets
 
 
 class YOLOX(nn.Module):
@@ -65,8 +58,9 @@ class YOLOX(nn.Module):
             )
         self.strides = tuple(strides)
         self.head = YOLOXHead(in_channels, num_classes, self.strides, num_convs)
+        self.coder = OffsetLogSizeCoder()
         self.assigner = SimOTAAssigner()
-        self.criterion = YOLOXLoss(cls_loss, reg_loss, *weights)
+        self.criterion = YOLOXLoss(cls_loss, reg_loss, *weights, coder=self.coder)
         self.use_l1 = False
 
     def forward(self, feats: Sequence[Tensor]) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
@@ -88,7 +82,7 @@ class YOLOX(nn.Module):
         """
         cls, reg, obj = (flatten_levels(o) for o in outputs)  # [B, P, K], [B, P, 4], [B, P, 1]
         stride = torch.as_tensor(self.strides, dtype=torch.float32, device=points.device)[level]  # [P]
-        boxes = decode_offsets(reg.float(), points, stride)  # [B, P, 4]
+        boxes = self.coder.decode(reg.float(), points, stride)  # [B, P, 4]
         assigned = self.assigner(points, stride, cls.detach(), obj[..., 0].detach(), boxes.detach(), targets)
         return self.criterion(cls, reg, obj[..., 0], boxes, points, stride, assigned, use_l1=self.use_l1)
 
@@ -97,4 +91,4 @@ class YOLOX(nn.Module):
         x1y1x2y2 in the input frame)."""
         cls, reg, obj = (flatten_levels(o).float() for o in outputs)
         scores = cls.sigmoid() * obj.sigmoid()  # [B, P, K] * [B, P, 1]
-        return scores, decode_offsets(reg, points, point_strides(outputs, self.strides))
+        return scores, self.coder.decode(reg, points, point_strides(outputs[0], self.strides))

@@ -2,7 +2,9 @@ import math
 
 import torch
 
-from autotimm.assigners.fcos import FCOSAssigner, PaddedTargets, default_regress_ranges, make_points
+from autotimm.assigners.fcos import FCOSAssigner, default_regress_ranges
+from autotimm.ops.points import make_points
+from autotimm.ops.targets import PaddedTargets
 
 
 def _gt(boxes, labels, crowd=None):
@@ -15,12 +17,6 @@ def _gt(boxes, labels, crowd=None):
 def test_default_regress_ranges_match_reference():
     assert default_regress_ranges((8, 16, 32, 64, 128)) == (
         (-1.0, 64.0), (64.0, 128.0), (128.0, 256.0), (256.0, 512.0), (512.0, math.inf))
-
-
-def test_points_are_cell_centres():
-    points, level = make_points([(2, 3), (1, 1)], (8, 16))
-    assert points.tolist() == [[4, 4], [12, 4], [20, 4], [4, 12], [12, 12], [20, 12], [8, 8]]
-    assert level.tolist() == [0, 0, 0, 0, 0, 0, 1]
 
 
 def test_point_inside_two_boxes_goes_to_the_smaller():

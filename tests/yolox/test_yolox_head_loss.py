@@ -8,12 +8,12 @@ import pytest
 import torch
 from torch import nn
 
-from autotimm.assigners.fcos import make_points
 from autotimm.assigners.simota import SimOTATargets
 from autotimm.losses.functional import BCELoss, GIoULoss, IoULoss
 from autotimm.losses.yolox import YOLOX_BOX_SCALE, YOLOXLoss
-from autotimm.models.heads.yolox import MAX_LOG_WH, YOLOXHead, decode_offsets, encode_offsets
-from autotimm.models.yolox import YOLOX, point_strides
+from autotimm.models.heads.yolox import YOLOXHead
+from autotimm.models.yolox import YOLOX
+from autotimm.ops.points import make_points, point_strides
 
 LN2 = math.log(2)
 
@@ -43,29 +43,13 @@ def test_head_handles_one_by_one_maps_and_batch_one():
     assert torch.isfinite(cls[0]).all() and torch.isfinite(reg[0]).all() and torch.isfinite(obj[0]).all()
 
 
-def test_decode_by_hand_and_encode_inverts_it():
-    points = torch.tensor([[12.0, 4.0], [8.0, 8.0]])
-    stride = torch.tensor([8.0, 16.0])
-    raw = torch.tensor([[[0.5, -0.25, LN2, 0.0], [0.0, 0.0, 0.0, 0.0]]])  # [1, P, 4]
-    boxes = decode_offsets(raw, points, stride)
-    # centre (12 + 4, 4 - 2) = (16, 2), size (16, 8) -> [8, -2, 24, 6]; a zero output is one stride.
-    assert torch.allclose(boxes[0], torch.tensor([[8.0, -2.0, 24.0, 6.0], [0.0, 0.0, 16.0, 16.0]]))
-    assert torch.allclose(encode_offsets(boxes[0], points, stride), raw[0], atol=1e-6)
-
-
-def test_decode_clamps_the_log_size():
-    boxes = decode_offsets(torch.tensor([[[0.0, 0.0, 1e4, -1e4]]]), torch.tensor([[0.0, 0.0]]), torch.tensor([8.0]))
-    assert torch.isfinite(boxes).all()
-    assert (boxes[0, 0, 2] - boxes[0, 0, 0]).item() == pytest.approx(math.exp(MAX_LOG_WH) * 8, rel=1e-5)
-
-
 def test_arch_decode_scores_and_level_strides():
     arch = YOLOX(8, 2, (8, 16), 1, BCELoss(), IoULoss(), (1.0, 1.0, 1.0))
     cls = [torch.zeros(1, 2, 1, 2), torch.zeros(1, 2, 1, 1)]
     reg = [torch.zeros(1, 4, 1, 2), torch.zeros(1, 4, 1, 1)]
     obj = [torch.zeros(1, 1, 1, 2), torch.full((1, 1, 1, 1), math.log(3))]  # sigmoid = 0.75
     points, _ = make_points([(1, 2), (1, 1)], (8, 16))
-    assert point_strides((cls, reg, obj), (8, 16)).tolist() == [8.0, 8.0, 16.0]
+    assert point_strides(cls, (8, 16)).tolist() == [8.0, 8.0, 16.0]
     scores, boxes = arch.decode((cls, reg, obj), points)
     assert scores.shape == (1, 3, 2)
     assert torch.allclose(scores[0], torch.tensor([[0.25, 0.25], [0.25, 0.25], [0.375, 0.375]]))  # 0.5 * obj

@@ -8,7 +8,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from autotimm.assigners.fcos import PaddedTargets, make_points
 from autotimm.assigners.simota import (
     INF,
     OUTSIDE_PRIOR_COST,
@@ -18,9 +17,10 @@ from autotimm.assigners.simota import (
     dynamic_k_matching,
     geometry_prior,
     matching_cost,
-    pairwise_iou,
     resolve_conflicts,
 )
+from autotimm.ops.points import make_points
+from autotimm.ops.targets import PaddedTargets
 
 
 def _gt(boxes, labels, crowd=None):
@@ -45,16 +45,6 @@ def test_geometry_prior_inside_box_and_centre_region():
     # The radius is in strides: at stride 32 the far point is inside the centre region (5 +- 80).
     _, in_center = geometry_prior(points, torch.tensor([8.0, 8.0, 32.0]), torch.tensor([[[0.0, 0.0, 10.0, 10.0]]]))
     assert in_center[0, :, 0].tolist() == [True, True, True]
-
-
-def test_pairwise_iou_by_hand():
-    preds = torch.tensor([[[0.0, 0.0, 2.0, 2.0], [5.0, 5.0, 6.0, 6.0]]])  # [1, 2, 4]
-    gts = torch.tensor([[[1.0, 1.0, 3.0, 3.0], [0.0, 0.0, 2.0, 2.0]]])  # [1, 2, 4]
-    iou = pairwise_iou(preds, gts)
-    assert iou.shape == (1, 2, 2)
-    assert iou[0, 0, 0].item() == pytest.approx(1 / 7)  # overlap 1, union 4 + 4 - 1
-    assert iou[0, 0, 1].item() == pytest.approx(1.0)
-    assert iou[0, 1].tolist() == [0.0, 0.0]
 
 
 def test_classification_cost_is_the_bce_sum_over_classes():

@@ -1,13 +1,7 @@
 """YOLOX decoupled head (Ge et al. 2021): one head per pyramid level, boxes as stride-relative offsets.
 
-Box encoding, used by :func:`decode_offsets` / :func:`encode_offsets` and nowhere else: for a point
-``p`` (a cell centre ``(j + 0.5) * stride`` from ``ObjectDetector.points``, input frame) the raw
-regression ``(dx, dy, log_w, log_h)`` means
-
-    centre = p + (dx, dy) * stride,    (w, h) = exp((log_w, log_h)) * stride.
-
-YOLOX measures the offset from the cell's corner ``j * stride``; measuring it from the cell centre is
-the same parametrisation shifted by half a cell, so an offset of 0 puts the box on the point itself.
+The 4 regression channels are ``(dx, dy, log_w, log_h)`` in stride units; their meaning (encode and
+decode) is :class:`autotimm.ops.coders.OffsetLogSizeCoder`.
 """
 
 from __future__ import annotations
@@ -15,48 +9,9 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-import torch
 from torch import Tensor, nn
 
 from autotimm.models.heads.fcos import group_norm
-
-# exp() input is clamped here: a box at most ~1100 strides wide (8800 px at stride 8) covers any
-# sensible object and keeps exp() finite and its gradient bounded early in training.
-MAX_LOG_WH = 7.0
-
-
-def decode_offsets(raw: Tensor, points: Tensor, stride: Tensor) -> Tensor:
-    """Raw ``(dx, dy, log_w, log_h)`` -> boxes x1y1x2y2 in the input frame.
-
-    Args:
-        raw: Tensor[..., P, 4] raw regression outputs.
-        points: Tensor[P, 2] (x, y) cell centres, input-frame pixels.
-        stride: Tensor[P] stride of each point's level.
-
-    Returns:
-        Tensor[..., P, 4] boxes (x1, y1, x2, y2), input-frame pixels.
-    """
-    s = stride[:, None]  # [P, 1]
-    centre = points + raw[..., :2] * s  # [..., P, 2]
-    wh = raw[..., 2:].clamp(max=MAX_LOG_WH).exp() * s  # [..., P, 2]
-    return torch.cat([centre - wh / 2, centre + wh / 2], dim=-1)
-
-
-def encode_offsets(boxes: Tensor, points: Tensor, stride: Tensor, eps: float = 1e-8) -> Tensor:
-    """Inverse of :func:`decode_offsets`: boxes -> the raw ``(dx, dy, log_w, log_h)`` that decode to them.
-
-    Args:
-        boxes: Tensor[N, 4] x1y1x2y2, input frame.
-        points: Tensor[N, 2] the point each box is regressed from.
-        stride: Tensor[N] that point's stride.
-
-    Returns:
-        Tensor[N, 4], the L1 target of YOLOX's last epochs.
-    """
-    s = stride[:, None]  # [N, 1]
-    centre = (boxes[:, :2] + boxes[:, 2:]) / 2  # [N, 2]
-    wh = boxes[:, 2:] - boxes[:, :2]  # [N, 2]
-    return torch.cat([(centre - points) / s, torch.log(wh / s + eps)], dim=1)
 
 
 def conv_norm_act(in_channels: int, out_channels: int, kernel_size: int) -> nn.Sequential:
@@ -128,7 +83,7 @@ class YOLOXHead(nn.Module):
         Returns:
             (cls, reg, obj): lists over levels of classification logits Tensor[B, K, H_l, W_l], raw box
             regression ``(dx, dy, log_w, log_h)`` Tensor[B, 4, H_l, W_l] in stride units (decode with
-            :func:`decode_offsets`; input frame after decoding), and objectness logits Tensor[B, 1, H_l, W_l].
+            :class:`~autotimm.ops.coders.OffsetLogSizeCoder`; input frame after decoding), and objectness logits Tensor[B, 1, H_l, W_l].
         """
         if len(feats) != len(self.levels):
             raise ValueError(f"YOLOXHead has {len(self.levels)} levels (strides {self.strides}) but got {len(feats)} feature maps.")
