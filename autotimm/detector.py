@@ -14,10 +14,11 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
+from autotimm.arch.base import LOSS_NAMES, LossWeights
+from autotimm.arch.registry import ARCHITECTURES, build_arch
 from autotimm.data.image_io import ImageLike
 from autotimm.data.letterbox import boxes_to_original
 from autotimm.losses.functional import FocalLoss
-from autotimm.models.arch import ARCHITECTURES, LOSS_NAMES, build_arch
 from autotimm.models.backbone import Backbone, FeatureBackboneConfig
 from autotimm.models.neck import FPN, check_strides
 from autotimm.ops.points import make_points
@@ -131,9 +132,10 @@ class ObjectDetector(PreprocessingMixin, L.LightningModule):
         self.backbone = Backbone(backbone, self.strides)
         self.fpn = FPN(self.backbone.channels, self.backbone.reductions, self.strides, fpn_channels)
         self.detection_head = build_arch(
-            detection_arch, fpn_channels, num_classes, self.strides, head_num_convs,
-            cls_loss_fn, reg_loss_fn, focal_alpha, focal_gamma,
-            (cls_loss_weight, reg_loss_weight, centerness_loss_weight), regress_ranges,
+            detection_arch, in_channels=fpn_channels, num_classes=num_classes, strides=self.strides,
+            num_convs=head_num_convs, cls_loss_fn=cls_loss_fn, reg_loss_fn=reg_loss_fn,
+            focal_alpha=focal_alpha, focal_gamma=focal_gamma, regress_ranges=regress_ranges,
+            weights=LossWeights(cls=cls_loss_weight, box=reg_loss_weight, quality=centerness_loss_weight),
         )
         cfg = self.backbone.data_config
         mean = (transform_config.mean if transform_config and transform_config.mean else cfg["mean"])

@@ -14,21 +14,17 @@ import torch
 from torch import Tensor, nn
 from torchvision.ops import batched_nms
 
+from autotimm.arch.registry import get_architecture
 from autotimm.ops.boxes import clip_boxes
 from autotimm.postprocess import select_topk_per_level
 
-# Name prefixes of the three per-level outputs of each architecture.
-OUTPUT_PREFIXES: dict[str, tuple[str, str, str]] = {
-    "fcos": ("cls", "reg", "ctr"),
-    "yolox": ("cls", "reg", "obj"),
-}
 INPUT_NAME = "images"
 E2E_OUTPUT_NAMES = ("boxes", "scores", "labels", "num_detections")
 
 
 def raw_output_names(detection_arch: str, num_levels: int) -> list[str]:
     """``cls_l0..cls_l{L-1}, reg_l0.., ctr_l0..`` (``obj_l*`` for YOLOX), grouped by kind."""
-    prefixes = OUTPUT_PREFIXES.get(detection_arch, ("out0", "out1", "out2"))
+    prefixes = get_architecture(detection_arch).output_prefixes
     return [f"{p}_l{i}" for p in prefixes for i in range(num_levels)]
 
 

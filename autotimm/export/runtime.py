@@ -185,9 +185,9 @@ class OnnxDetector:
     def _arch(self) -> Any:
         """The architecture's own decoder (its ``decode`` uses no learned weights), built small once."""
         if self._decoder is None:
-            from autotimm.models.arch import build_arch
+            from autotimm.arch.registry import build_arch
 
             self._decoder = build_arch(
-                self.detection_arch, 8, self.num_classes, self.strides, 0, None, None, 0.25, 2.0, (1.0, 1.0, 1.0), None
+                self.detection_arch, in_channels=8, num_classes=self.num_classes, strides=self.strides, num_convs=0
             ).eval()
         return self._decoder

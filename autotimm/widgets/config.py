@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from autotimm.models.arch import ARCHITECTURES
+from autotimm.arch.registry import ARCHITECTURES
 from autotimm.models.backbone import FeatureBackboneConfig
 from autotimm.widgets.catalog import backbone_info
 

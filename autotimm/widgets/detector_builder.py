@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from autotimm.models.arch import ARCHITECTURES
+from autotimm.arch.registry import ARCHITECTURES
 from autotimm.models.backbone import FeatureBackboneConfig
 from autotimm.optim import OPTIMIZERS, SCHEDULERS
 from autotimm.widgets._ipywidgets import widgets

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from autotimm.export import OnnxDetector
-from autotimm.models.arch import ARCHITECTURES
+from autotimm.arch.registry import ARCHITECTURES
 from autotimm.export.parity import match_detections
 
 from export_helpers import make_detector, make_images

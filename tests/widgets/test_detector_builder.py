@@ -8,7 +8,7 @@ import math
 import pytest
 
 from autotimm import FeatureBackboneConfig, ObjectDetector
-from autotimm.models.arch import ARCHITECTURES
+from autotimm.arch.registry import ARCHITECTURES
 from autotimm.widgets import DetectorBuilder
 
 MODEL_KEYS = {

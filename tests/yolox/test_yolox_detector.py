@@ -9,7 +9,7 @@ import torch
 from autotimm import FeatureBackboneConfig, MetricManager, ObjectDetector
 from autotimm.losses.functional import BCELoss, GIoULoss, IoULoss
 from autotimm.losses.yolox import YOLOX_BOX_SCALE
-from autotimm.models.yolox import YOLOX
+from autotimm.arch.yolox import YOLOX
 
 from synthetic import collate, make_samples
 

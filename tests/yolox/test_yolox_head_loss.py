@@ -12,7 +12,8 @@ from autotimm.assigners.simota import SimOTATargets
 from autotimm.losses.functional import BCELoss, GIoULoss, IoULoss
 from autotimm.losses.yolox import YOLOX_BOX_SCALE, YOLOXLoss
 from autotimm.models.heads.yolox import YOLOXHead
-from autotimm.models.yolox import YOLOX
+from autotimm.arch.base import LossWeights
+from autotimm.arch.yolox import YOLOX
 from autotimm.ops.points import make_points, point_strides
 
 LN2 = math.log(2)
@@ -44,7 +45,7 @@ def test_head_handles_one_by_one_maps_and_batch_one():
 
 
 def test_arch_decode_scores_and_level_strides():
-    arch = YOLOX(8, 2, (8, 16), 1, BCELoss(), IoULoss(), (1.0, 1.0, 1.0))
+    arch = YOLOX(in_channels=8, num_classes=2, strides=(8, 16), num_convs=1, cls_loss=BCELoss(), reg_loss=IoULoss(), weights=LossWeights())
     cls = [torch.zeros(1, 2, 1, 2), torch.zeros(1, 2, 1, 1)]
     reg = [torch.zeros(1, 4, 1, 2), torch.zeros(1, 4, 1, 1)]
     obj = [torch.zeros(1, 1, 1, 2), torch.full((1, 1, 1, 1), math.log(3))]  # sigmoid = 0.75

@@ -1,7 +1,5 @@
-"""YOLOX for ``ObjectDetector(detection_arch="yolox")``: head, SimOTA criterion and decoding.
-
-Registered in :data:`autotimm.models.arch.ARCHITECTURES`; the detector builds the backbone and FPN
-and hands this module the pyramid levels.
+"""YOLOX (Ge et al. 2021) as a :class:`~autotimm.arch.base.DenseArchitecture`: decoupled per-level
+head with objectness, SimOTA assignment, IoU-aware classification, L1 on raw offsets in the last epochs.
 """
 
 from __future__ import annotations
@@ -9,8 +7,9 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
+from autotimm.arch.base import DenseArchitecture, RawOutputs
 from autotimm.assigners.simota import SimOTAAssigner
 from autotimm.losses.yolox import YOLOXLoss
 from autotimm.models.heads.yolox import YOLOXHead
@@ -19,18 +18,13 @@ from autotimm.ops.points import flatten_levels, point_strides
 from autotimm.ops.targets import PaddedTargets
 
 
-class YOLOX(nn.Module):
-    """YOLOX (Ge et al. 2021): decoupled per-level head, SimOTA assignment, objectness.
+class YOLOX(DenseArchitecture):
+    """YOLOX: :class:`YOLOXHead`, :class:`SimOTAAssigner`, :class:`YOLOXLoss` and offset decoding.
 
-    Args:
-        in_channels: FPN channels (``fpn_channels``), also the head's width.
-        num_classes: number of object classes.
-        strides: stride of each pyramid level.
-        num_convs: convs per tower (``head_num_convs``).
-        cls_loss / reg_loss: built from ``cls_loss_fn`` (default "bce") / ``reg_loss_fn`` (default "iou").
-        weights: ``(cls_loss_weight, reg_loss_weight, centerness_loss_weight)``, mapped to
-            classification, box (x 5.0, YOLOX's scale) and objectness; see :class:`YOLOXLoss`.
-        regress_ranges: FCOS-only; must be None (SimOTA chooses the level of each box itself).
+    Keyword arguments as :class:`~autotimm.arch.base.DenseArchitecture`; the weights map to
+    classification, box (x 5.0, YOLOX's scale, see :class:`YOLOXLoss`) and objectness
+    (``weights.quality``). ``regress_ranges`` must be None (SimOTA chooses the level of each box).
+    The regression output is ``(dx, dy, log_w, log_h)`` (:class:`~autotimm.ops.coders.OffsetLogSizeCoder`).
 
     Attributes:
         use_l1: add the L1 loss on raw offsets (switched on for the last epochs by
@@ -38,32 +32,23 @@ class YOLOX(nn.Module):
     """
 
     name = "yolox"
+    quality = "objectness"
+    output_prefixes = ("cls", "reg", "obj")
+    default_cls_loss = "bce"
+    default_reg_loss = "iou"
 
-    def __init__(
-        self,
-        in_channels: int,
-        num_classes: int,
-        strides: Sequence[int],
-        num_convs: int,
-        cls_loss: nn.Module,
-        reg_loss: nn.Module,
-        weights: tuple[float, float, float],
-        regress_ranges: Sequence[tuple[float, float]] | None = None,
-    ) -> None:
-        super().__init__()
-        if regress_ranges is not None:
-            raise ValueError(
-                f"ObjectDetector(detection_arch='yolox', regress_ranges={regress_ranges!r}): regress_ranges is an "
-                "FCOS setting; YOLOX's SimOTA picks the level of every box from its cost. Leave it None."
-            )
-        self.strides = tuple(strides)
-        self.head = YOLOXHead(in_channels, num_classes, self.strides, num_convs)
+    def __init__(self, **common) -> None:  # noqa: ANN003
+        super().__init__(**common)
+        self.head = YOLOXHead(self.in_channels, self.num_classes, self.strides, common["num_convs"])
         self.coder = OffsetLogSizeCoder()
         self.assigner = SimOTAAssigner()
-        self.criterion = YOLOXLoss(cls_loss, reg_loss, *weights, coder=self.coder)
+        w = self.weights
+        self.criterion = YOLOXLoss(
+            common["cls_loss"], common["reg_loss"], cls_weight=w.cls, reg_weight=w.box, obj_weight=w.quality, coder=self.coder
+        )
         self.use_l1 = False
 
-    def forward(self, feats: Sequence[Tensor]) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
+    def forward(self, feats: Sequence[Tensor]) -> RawOutputs:
         """Per-level ``(cls, reg, obj)``: class logits Tensor[B, K, H_l, W_l], raw
         ``(dx, dy, log_w, log_h)`` Tensor[B, 4, H_l, W_l] and objectness logits Tensor[B, 1, H_l, W_l].
 
@@ -72,7 +57,7 @@ class YOLOX(nn.Module):
         """
         return self.head(feats)
 
-    def loss(self, outputs: tuple[list[Tensor], ...], points: Tensor, level: Tensor, targets: PaddedTargets) -> dict[str, Tensor]:
+    def loss(self, outputs: RawOutputs, points: Tensor, level: Tensor, targets: PaddedTargets) -> dict[str, Tensor]:
         """Losses for one batch (input frame); see :class:`YOLOXLoss` for the returned keys.
 
         Args:
@@ -86,7 +71,7 @@ class YOLOX(nn.Module):
         assigned = self.assigner(points, stride, cls.detach(), obj[..., 0].detach(), boxes.detach(), targets)
         return self.criterion(cls, reg, obj[..., 0], boxes, points, stride, assigned, use_l1=self.use_l1)
 
-    def decode(self, outputs: tuple[list[Tensor], ...], points: Tensor) -> tuple[Tensor, Tensor]:
+    def decode(self, outputs: RawOutputs, points: Tensor) -> tuple[Tensor, Tensor]:
         """Raw outputs -> (scores Tensor[B, P, K] = sigmoid(cls) * sigmoid(obj), boxes Tensor[B, P, 4]
         x1y1x2y2 in the input frame)."""
         cls, reg, obj = (flatten_levels(o).float() for o in outputs)
