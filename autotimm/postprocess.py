@@ -1,14 +1,23 @@
-"""Inference post-processing: per-level top-k, score threshold, class-aware NMS, max detections."""
+"""Inference post-processing, one traceable path for eager ``predict`` and the ONNX graph.
+
+Steps: per-level top-k of (point, class) scores -> gather and clip boxes -> drop boxes clipped to
+nothing -> class-aware NMS above the score threshold -> the best ``max_detections`` per image.
+:func:`postprocess_padded` does them with fixed output shapes (a graph cannot return one list per
+image) and traces with a dynamic batch; :func:`postprocess` is the same followed by :func:`unpad`.
+"""
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import Tensor
 from torchvision.ops import batched_nms
 
 from autotimm.ops.boxes import clip_boxes
+from autotimm.ops.points import level_sizes
+
+Padded = tuple[Tensor, Tensor, Tensor, Tensor]  # boxes [B, K, 4], scores [B, K], labels [B, K], num_detections [B]
 
 
 def select_topk_per_level(scores: Tensor, level_sizes: Sequence[int], k: int) -> tuple[Tensor, Tensor]:
@@ -25,7 +34,7 @@ def select_topk_per_level(scores: Tensor, level_sizes: Sequence[int], k: int) ->
     b, _, c = scores.shape
     out_scores, out_index = [], []
     start = 0
-    for n in level_sizes:  # a handful of levels
+    for n in level_sizes:  # a handful of levels; sizes are static, so k is a constant in a trace
         level = scores[:, start : start + n].reshape(b, -1)  # [B, n*C]
         kk = min(k, level.shape[1])
         s, i = level.topk(kk, dim=1)
@@ -33,6 +42,76 @@ def select_topk_per_level(scores: Tensor, level_sizes: Sequence[int], k: int) ->
         out_index.append(i + start * c)
         start += n
     return torch.cat(out_scores, 1), torch.cat(out_index, 1)
+
+
+def postprocess_padded(
+    scores: Tensor,
+    boxes: Tensor,
+    level_sizes: Sequence[int],
+    image_size: tuple[int, int],
+    score_thresh: float,
+    nms_thresh: float,
+    max_detections: int,
+    topk_per_level: int = 1000,
+) -> Padded:
+    """Final detections in the input frame, padded to ``max_detections`` rows per image.
+
+    Args:
+        scores: Tensor[B, P, C] per-class scores in [0, 1].
+        boxes: Tensor[B, P, 4] decoded x1y1x2y2 boxes (input frame).
+        level_sizes: points per level.
+        image_size: (H, W) of the input tensor, for clipping.
+        score_thresh: scores <= this are dropped.
+        nms_thresh: IoU above which a box of the same class and image is suppressed.
+        max_detections: K, detections kept per image.
+        topk_per_level: candidates per level before NMS.
+
+    Returns:
+        boxes [B, K, 4] (input frame), scores [B, K] sorted descending, labels int64 [B, K],
+        num_detections int64 [B]; rows past ``num_detections`` hold 0, 0 and -1.
+    """
+    c = scores.shape[2]
+    top_scores, flat = select_topk_per_level(scores.float(), level_sizes, topk_per_level)  # [B, N]
+    point, label = flat // c, flat % c  # [B, N]
+    cand = clip_boxes(boxes.float().gather(1, point[..., None].expand(-1, -1, 4)), image_size)  # [B, N, 4]
+    nonempty = (cand[..., 2:] > cand[..., :2]).all(-1)  # [B, N]; boxes clipped to nothing are dropped
+    below = torch.full_like(top_scores, -1.0)  # under any threshold in [0, 1)
+    nms_scores = torch.where(nonempty, top_scores, below)  # [B, N]
+    # NonMaxSuppression scores per class: each candidate scores only in its own class column.
+    classes = torch.arange(c, device=scores.device)[None, :, None]  # [1, C, 1]
+    class_scores = torch.where(label[:, None, :] == classes, nms_scores[:, None, :], below[:, None, :])  # [B, C, N]
+    selected = NonMaxSuppression.apply(cand, class_scores, max_detections, nms_thresh, score_thresh)  # [M, 3]
+    kept = torch.zeros_like(nonempty).index_put((selected[:, 0], selected[:, 2]), torch.ones_like(selected[:, 0], dtype=torch.bool))
+    final = torch.where(kept, top_scores, below)  # [B, N]
+    n = final.shape[1]
+    if n < max_detections:  # fewer candidates than output rows (tiny images): pad with non-detections
+        pad = max_detections - n
+        final = torch.cat([final, below[:, :1].expand(-1, pad)], 1)
+        cand = torch.cat([cand, torch.zeros_like(cand[:, :1]).expand(-1, pad, -1)], 1)
+        label = torch.cat([label, torch.zeros_like(label[:, :1]).expand(-1, pad)], 1)
+    values, order = final.topk(max_detections, dim=1)  # [B, K], descending
+    valid = values >= 0  # [B, K]
+    out_boxes = torch.where(valid[..., None], cand.gather(1, order[..., None].expand(-1, -1, 4)), torch.zeros_like(values)[..., None])
+    out_scores = torch.where(valid, values, torch.zeros_like(values))
+    out_labels = torch.where(valid, label.gather(1, order), torch.full_like(order, -1))
+    return out_boxes, out_scores, out_labels, valid.sum(1)
+
+
+def unpad(padded: Padded, score_thresh: float | None = None, max_detections: int | None = None) -> list[dict[str, Tensor]]:
+    """Padded detections -> one dict per image (``boxes`` [N, 4], ``scores`` [N], ``labels`` int64 [N]).
+
+    Args:
+        padded: :func:`postprocess_padded`'s outputs (or an end-to-end graph's, as tensors).
+        score_thresh: also drop rows scoring <= this (a stricter threshold than the padded one's).
+        max_detections: also keep at most this many rows per image.
+    """
+    boxes, scores, labels, counts = padded
+    results = []
+    for b, s, l, n in zip(boxes, scores, labels, counts.tolist()):  # rows are sorted by score
+        keep = slice(0, n) if score_thresh is None else (s[:n] > score_thresh).nonzero()[:, 0]
+        b, s, l = b[keep], s[keep], l[keep].long()
+        results.append({"boxes": b[:max_detections], "scores": s[:max_detections], "labels": l[:max_detections]})
+    return results
 
 
 def postprocess(
@@ -45,36 +124,71 @@ def postprocess(
     max_detections: int,
     topk_per_level: int = 1000,
 ) -> list[dict[str, Tensor]]:
-    """Final detections in the input frame.
+    """:func:`postprocess_padded`, returned as one dict per image (``boxes`` input frame, ``scores``
+    sorted descending, ``labels`` int64)."""
+    return unpad(postprocess_padded(scores, boxes, level_sizes, image_size, score_thresh, nms_thresh, max_detections, topk_per_level))
+
+
+def detect_padded(
+    arch: Any,
+    outputs: tuple[list[Tensor], ...],
+    points: Tensor,
+    image_size: tuple[int, int],
+    score_thresh: float,
+    nms_thresh: float,
+    max_detections: int,
+    topk_per_level: int = 1000,
+) -> Padded:
+    """Raw per-level outputs -> padded detections: ``arch.decode`` then :func:`postprocess_padded`.
 
     Args:
-        scores: Tensor[B, P, C] per-class scores in [0, 1].
-        boxes: Tensor[B, P, 4] decoded x1y1x2y2 boxes (input frame).
-        level_sizes: points per level.
-        image_size: (H, W) of the input tensor, for clipping.
-        score_thresh / nms_thresh / max_detections: as in the detector.
-        topk_per_level: candidates per level before NMS.
+        arch: a :class:`~autotimm.arch.base.DenseArchitecture` (only its ``decode`` is used).
+        outputs: its raw ``(cls, reg, quality)`` lists; points: Tensor[P, 2] cell centres (input frame).
+        image_size, score_thresh, nms_thresh, max_detections, topk_per_level: as :func:`postprocess_padded`.
+    """
+    scores, boxes = arch.decode(outputs, points)  # [B, P, C], [B, P, 4]
+    return postprocess_padded(
+        scores, boxes, level_sizes(outputs[0]), image_size, score_thresh, nms_thresh, max_detections, topk_per_level
+    )
+
+
+class NonMaxSuppression(torch.autograd.Function):
+    """ONNX ``NonMaxSuppression`` (opset 10+), computed eagerly with torchvision's ``batched_nms``.
+
+    Args (to ``apply``):
+        boxes: Tensor[B, N, 4] x1y1x2y2.
+        scores: Tensor[B, C, N].
+        max_output_boxes_per_class: boxes kept per image and class.
+        iou_threshold: boxes overlapping a kept box by IoU > this are suppressed.
+        score_threshold: boxes scoring <= this are never selected.
 
     Returns:
-        one dict per image with ``boxes`` Tensor[N, 4] (input frame), ``scores`` Tensor[N],
-        ``labels`` int64[N], sorted by score.
+        selected int64 Tensor[M, 3]: (batch index, class index, box index) rows.
     """
-    b, p, c = scores.shape
-    top_scores, flat = select_topk_per_level(scores.float(), level_sizes, topk_per_level)  # [B, N]
-    point = flat // c
-    label = flat % c
-    cand_boxes = boxes.float().gather(1, point[..., None].expand(-1, -1, 4))  # [B, N, 4]
-    cand_boxes = clip_boxes(cand_boxes, image_size)
-    image = torch.arange(b, device=scores.device)[:, None].expand_as(label)  # [B, N]
-    wh = cand_boxes[..., 2:] - cand_boxes[..., :2]
-    keep = (top_scores > score_thresh) & (wh > 0).all(-1)  # boxes clipped to nothing are dropped
-    flat_boxes, flat_scores = cand_boxes[keep], top_scores[keep]
-    flat_labels, flat_image = label[keep], image[keep]
-    # One NMS call for the whole batch: boxes of different images or classes never suppress each other.
-    kept = batched_nms(flat_boxes, flat_scores, flat_image * c + flat_labels, nms_thresh)  # sorted by score
-    kept_image = flat_image[kept]
-    results = []
-    for i in range(b):  # split per image; `kept` is already in descending score order
-        idx = kept[kept_image == i][:max_detections]
-        results.append({"boxes": flat_boxes[idx], "scores": flat_scores[idx], "labels": flat_labels[idx]})
-    return results
+
+    @staticmethod
+    def forward(ctx, boxes: Tensor, scores: Tensor, max_output_boxes_per_class: int, iou_threshold: float, score_threshold: float) -> Tensor:  # type: ignore[override]
+        c = scores.shape[1]
+        b_idx, c_idx, n_idx = (scores > score_threshold).nonzero(as_tuple=True)  # candidates [M0]
+        group = b_idx * c + c_idx
+        keep = batched_nms(boxes[b_idx, n_idx], scores[b_idx, c_idx, n_idx], group, iou_threshold)  # score-sorted
+        # Rank of each kept box inside its (image, class) group, to cap it at max_output_boxes_per_class.
+        g = group[keep]
+        by_group = torch.sort(g, stable=True)
+        start = torch.searchsorted(by_group.values, by_group.values)  # first position of each group
+        rank = torch.empty_like(g)
+        rank[by_group.indices] = torch.arange(len(g), device=g.device) - start
+        keep = keep[rank < max_output_boxes_per_class]
+        return torch.stack([b_idx[keep], c_idx[keep], n_idx[keep]], dim=1)
+
+    @staticmethod
+    def symbolic(g, boxes, scores, max_output_boxes_per_class: int, iou_threshold: float, score_threshold: float):  # noqa: ANN001
+        return g.op(
+            "NonMaxSuppression",
+            boxes,
+            scores,
+            g.op("Constant", value_t=torch.tensor([max_output_boxes_per_class], dtype=torch.int64)),
+            g.op("Constant", value_t=torch.tensor([iou_threshold], dtype=torch.float32)),
+            g.op("Constant", value_t=torch.tensor([score_threshold], dtype=torch.float32)),
+            center_point_box_i=0,
+        )

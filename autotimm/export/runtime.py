@@ -13,7 +13,7 @@ from autotimm.data.image_io import ImageLike, load_image
 from autotimm.data.letterbox import boxes_to_original, letterbox_image
 from autotimm.export.metadata import ExportMetadata
 from autotimm.ops.points import make_points
-from autotimm.postprocess import postprocess
+from autotimm.postprocess import detect_padded, unpad
 
 
 class OnnxDetector:
@@ -165,22 +165,15 @@ class OnnxDetector:
                 f"dropped scores <= {meta.score_thresh} and kept at most {meta.max_detections} boxes; "
                 "choose a score_thresh at least that high and max_detections at most that many, or export again."
             )
-        boxes, scores = torch.from_numpy(outputs["boxes"]), torch.from_numpy(outputs["scores"])
-        labels, counts = torch.from_numpy(outputs["labels"]), torch.from_numpy(outputs["num_detections"])
-        results = []
-        for b, s, l, n in zip(boxes, scores, labels, counts.tolist()):
-            keep = (s[:n] > score).nonzero()[:top, 0]  # rows are sorted by score
-            results.append({"boxes": b[keep], "scores": s[keep], "labels": l[keep].long()})
-        return results
+        padded = tuple(torch.from_numpy(outputs[name]) for name in ("boxes", "scores", "labels", "num_detections"))
+        return unpad(padded, score_thresh=score, max_detections=top)
 
     def _decode_raw(self, outputs: dict[str, np.ndarray], score: float, nms: float, top: int) -> list[dict[str, Tensor]]:
         maps = [torch.from_numpy(outputs[name]) for name in self.metadata.output_names]
         n = len(self.strides)
         grouped = tuple(maps[i * n : (i + 1) * n] for i in range(len(maps) // n))  # (cls, reg, ctr/obj) per level
         points, _ = make_points([tuple(m.shape[-2:]) for m in grouped[0]], self.strides)
-        scores, boxes = self._arch().decode(grouped, points)  # [B, P, K], [B, P, 4]
-        level_sizes = [m.shape[-2] * m.shape[-1] for m in grouped[0]]
-        return postprocess(scores, boxes, level_sizes, self.input_size, score, nms, top, self.metadata.topk_per_level)
+        return unpad(detect_padded(self._arch(), grouped, points, self.input_size, score, nms, top, self.metadata.topk_per_level))
 
     def _arch(self) -> Any:
         """The architecture's own decoder (its ``decode`` uses no learned weights), built small once."""

@@ -1,5 +1,6 @@
-"""The in-graph post-processing: ONNX NonMaxSuppression and its eager twin on hand-made boxes, and
-the fixed-shape post-processing against autotimm.postprocess, eager and in ONNX Runtime."""
+"""The one post-processing path (autotimm.postprocess), eager and in ONNX Runtime: NonMaxSuppression
+on hand-made boxes, and the padded post-processing against a reference written here with torchvision's
+batched_nms (the eager algorithm autotimm used before both paths became one)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-from autotimm.export.graphs import NonMaxSuppression, fixed_size_postprocess
-from autotimm.postprocess import postprocess
+from torchvision.ops import batched_nms
+
+from autotimm.postprocess import NonMaxSuppression, postprocess_padded, select_topk_per_level
 
 pytestmark = pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning", "ignore:.*torch.jit.script.*:FutureWarning")
 
@@ -55,6 +57,24 @@ def test_nms_hand_example_eager_and_onnx(tmp_path, max_per_class, expected):
     assert onnx_nms(tmp_path, boxes, SCORES, max_per_class) == expected
 
 
+def reference_postprocess(scores, boxes, level_sizes, image_size, score_thresh, nms_thresh, max_detections, topk_per_level=1000):
+    """Per-level top-k, clip, drop empty boxes, one batched_nms over (image, class) groups, best first."""
+    b, _, c = scores.shape
+    top_scores, flat = select_topk_per_level(scores, level_sizes, topk_per_level)
+    cand = boxes.gather(1, (flat // c)[..., None].expand(-1, -1, 4))
+    h, w = image_size
+    cand = torch.stack([cand[..., 0].clamp(0, w), cand[..., 1].clamp(0, h), cand[..., 2].clamp(0, w), cand[..., 3].clamp(0, h)], -1)
+    label, image = flat % c, torch.arange(b)[:, None].expand_as(flat)
+    keep = (top_scores > score_thresh) & (cand[..., 2:] > cand[..., :2]).all(-1)
+    fb, fs, fl, fi = cand[keep], top_scores[keep], label[keep], image[keep]
+    kept = batched_nms(fb, fs, fi * c + fl, nms_thresh)
+    out = []
+    for i in range(b):
+        idx = kept[fi[kept] == i][:max_detections]
+        out.append({"boxes": fb[idx], "scores": fs[idx], "labels": fl[idx]})
+    return out
+
+
 def random_case(b: int = 2, level_sizes=(16, 4, 1), c: int = 3, size: int = 64, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     p = sum(level_sizes)
@@ -67,10 +87,10 @@ def random_case(b: int = 2, level_sizes=(16, 4, 1), c: int = 3, size: int = 64, 
 
 
 @pytest.mark.parametrize("score_thresh,max_dets,topk", [(0.3, 10, 1000), (0.5, 100, 1000), (0.2, 30, 2)])
-def test_fixed_size_postprocess_matches_postprocess(score_thresh, max_dets, topk):
+def test_postprocess_padded_matches_the_reference(score_thresh, max_dets, topk):
     scores, boxes, sizes, hw = random_case()
-    expected = postprocess(scores, boxes, sizes, hw, score_thresh, 0.5, max_dets, topk)
-    out_boxes, out_scores, out_labels, num = fixed_size_postprocess(scores, boxes, sizes, hw, score_thresh, 0.5, max_dets, topk)
+    expected = reference_postprocess(scores, boxes, sizes, hw, score_thresh, 0.5, max_dets, topk)
+    out_boxes, out_scores, out_labels, num = postprocess_padded(scores, boxes, sizes, hw, score_thresh, 0.5, max_dets, topk)
     assert out_boxes.shape == (2, max_dets, 4) and out_scores.shape == out_labels.shape == (2, max_dets)
     assert num.tolist() == [len(d["scores"]) for d in expected]
     for i, det in enumerate(expected):
@@ -83,9 +103,9 @@ def test_fixed_size_postprocess_matches_postprocess(score_thresh, max_dets, topk
     assert not (expected[0]["boxes"][:, 0] >= 64).any()  # the box right of the image is gone
 
 
-def test_fixed_size_postprocess_with_nothing_above_threshold():
+def test_postprocess_padded_with_nothing_above_threshold():
     scores, boxes, sizes, hw = random_case()
-    out_boxes, out_scores, out_labels, num = fixed_size_postprocess(scores * 0.5, boxes, sizes, hw, 0.6, 0.5, 5)
+    out_boxes, out_scores, out_labels, num = postprocess_padded(scores * 0.5, boxes, sizes, hw, 0.6, 0.5, 5)
     assert num.tolist() == [0, 0]
     assert torch.equal(out_labels, torch.full((2, 5), -1)) and not out_scores.any() and not out_boxes.any()
 
@@ -96,10 +116,10 @@ class PostprocessGraph(nn.Module):
         self.sizes, self.hw, self.max_dets = sizes, hw, max_dets
 
     def forward(self, scores, boxes):
-        return fixed_size_postprocess(scores, boxes, self.sizes, self.hw, 0.3, 0.5, self.max_dets)
+        return postprocess_padded(scores, boxes, self.sizes, self.hw, 0.3, 0.5, self.max_dets)
 
 
-def test_fixed_size_postprocess_in_onnx_runtime_with_another_batch_size(tmp_path):
+def test_postprocess_padded_in_onnx_runtime_with_another_batch_size(tmp_path):
     scores, boxes, sizes, hw = random_case(b=1)
     path = str(tmp_path / "post.onnx")
     names = ["boxes_out", "scores_out", "labels_out", "num"]
@@ -109,7 +129,7 @@ def test_fixed_size_postprocess_in_onnx_runtime_with_another_batch_size(tmp_path
                       input_names=["scores", "boxes"], output_names=names, dynamic_axes=axes)
     scores, boxes, _, _ = random_case(b=3, seed=1)
     got = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {"scores": scores.numpy(), "boxes": boxes.numpy()})
-    expected = postprocess(scores, boxes, sizes, hw, 0.3, 0.5, 80)
+    expected = reference_postprocess(scores, boxes, sizes, hw, 0.3, 0.5, 80)
     assert got[0].shape == (3, 80, 4)
     assert got[3].tolist() == [len(d["scores"]) for d in expected]
     for i, det in enumerate(expected):
