@@ -6,15 +6,16 @@ from __future__ import annotations
 import math
 import os
 import warnings
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import replace
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import lightning as L
 import torch
 from torch import Tensor, nn
 
-from autotimm.arch.base import LOSS_NAMES, LossWeights
+from autotimm.arch.base import LOSS_NAMES, LossWeights, RawOutputs
 from autotimm.arch.registry import ARCHITECTURES, build_arch
 from autotimm.data.image_io import ImageLike
 from autotimm.data.letterbox import boxes_to_original
@@ -24,14 +25,10 @@ from autotimm.models.neck import FPN, check_strides
 from autotimm.ops.points import make_points
 from autotimm.ops.targets import PaddedTargets
 from autotimm.optim import build_optimizer, build_scheduler
-from autotimm.postprocess import postprocess
+from autotimm.postprocess import detect_padded, unpad
 from autotimm.preprocessing import PreprocessingMixin, TransformConfig
 from autotimm.utils.precision import resolve_precision
 from autotimm.utils.validation import check_images, check_targets
-
-
-# We override on_after_batch_transfer on purpose (uint8 batches are normalised on the model's device).
-warnings.filterwarnings("ignore", message=r".*overridden `on_after_batch_transfer` in `LightningModule`.*")
 
 _LOADING_CHECKPOINT: ContextVar[bool] = ContextVar("autotimm_loading_checkpoint", default=False)
 
@@ -59,7 +56,10 @@ class ObjectDetector(PreprocessingMixin, L.LightningModule):
         metrics: MetricManager, list of MetricConfig, or None (mAP on val and test).
         strides / regress_ranges: pyramid levels and FCOS size ranges per level.
         compile_model: ``torch.compile`` the network; falls back to eager with a warning.
-        seed / deterministic: reproducibility (deterministic algorithms in warn-only mode).
+        seed: makes the initial weights reproducible (without touching the global RNG) and, unless the
+            trainer has a seed of its own (``AutoTrainer(seed=...)``), seeds ``trainer.fit``.
+        deterministic: deterministic algorithms (warn-only) and no cudnn benchmarking while
+            ``trainer.fit`` runs, restored afterwards; ``AutoTrainer(deterministic=...)`` overrides it.
 
     Frames: ``forward`` and the losses work in the input frame (the letterboxed tensor);
     ``predict`` and the metrics work in the original frame.
@@ -108,51 +108,47 @@ class ObjectDetector(PreprocessingMixin, L.LightningModule):
         # Modules are not hyperparameters: pass them again to load_from_checkpoint if you used custom ones.
         modules = {"metrics": metrics, "cls_loss_fn": cls_loss_fn, "reg_loss_fn": reg_loss_fn}
         self.save_hyperparameters(ignore=[k for k, v in modules.items() if isinstance(v, nn.Module)] or None)
-        if seed is not None:
-            L.seed_everything(seed, workers=True, verbose=False)
-        if deterministic:
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-            torch.use_deterministic_algorithms(True, warn_only=True)
-            torch.backends.cudnn.benchmark = False
+        self.seed, self.deterministic = seed, deterministic
+        self._saved_torch_flags: tuple[bool, bool, bool] | None = None
+        with _seeded(seed):  # reproducible initial weights, the global RNG left as it was
+            self.num_classes = num_classes
+            self.detection_arch = detection_arch
+            self.strides = check_strides(strides)
+            self._lr = lr
+            self.score_thresh, self.nms_thresh = score_thresh, nms_thresh
+            self.max_detections_per_image = max_detections_per_image
+            self.transform_config = transform_config
+            self.image_size: int | None = None  # set from the data module, kept in checkpoints
+            self.class_names: list[str] | None = None
+            self.label_to_category_id: dict[int, int] | None = None
 
-        self.num_classes = num_classes
-        self.detection_arch = detection_arch
-        self.strides = check_strides(strides)
-        self._lr = lr
-        self.score_thresh, self.nms_thresh = score_thresh, nms_thresh
-        self.max_detections_per_image = max_detections_per_image
-        self.transform_config = transform_config
-        self.image_size: int | None = None  # set from the data module, kept in checkpoints
-        self.class_names: list[str] | None = None
-        self.label_to_category_id: dict[int, int] | None = None
+            if _LOADING_CHECKPOINT.get():  # the checkpoint holds the weights: don't download pretrained ones
+                backbone = FeatureBackboneConfig(backbone) if isinstance(backbone, str) else backbone
+                backbone = replace(backbone, pretrained=False, weights_file=None)
+            self.backbone = Backbone(backbone, self.strides)
+            self.fpn = FPN(self.backbone.channels, self.backbone.reductions, self.strides, fpn_channels)
+            self.detection_head = build_arch(
+                detection_arch, in_channels=fpn_channels, num_classes=num_classes, strides=self.strides,
+                num_convs=head_num_convs, cls_loss_fn=cls_loss_fn, reg_loss_fn=reg_loss_fn,
+                focal_alpha=focal_alpha, focal_gamma=focal_gamma, regress_ranges=regress_ranges,
+                weights=LossWeights(cls=cls_loss_weight, box=reg_loss_weight, quality=centerness_loss_weight),
+            )
+            cfg = self.backbone.data_config
+            mean = (transform_config.mean if transform_config and transform_config.mean else cfg["mean"])
+            std = (transform_config.std if transform_config and transform_config.std else cfg["std"])
+            self.register_buffer("pixel_mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+            self.register_buffer("pixel_std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
 
-        if _LOADING_CHECKPOINT.get():  # the checkpoint holds the weights: don't download pretrained ones
-            backbone = FeatureBackboneConfig(backbone) if isinstance(backbone, str) else backbone
-            backbone = replace(backbone, pretrained=False, weights_file=None)
-        self.backbone = Backbone(backbone, self.strides)
-        self.fpn = FPN(self.backbone.channels, self.backbone.reductions, self.strides, fpn_channels)
-        self.detection_head = build_arch(
-            detection_arch, in_channels=fpn_channels, num_classes=num_classes, strides=self.strides,
-            num_convs=head_num_convs, cls_loss_fn=cls_loss_fn, reg_loss_fn=reg_loss_fn,
-            focal_alpha=focal_alpha, focal_gamma=focal_gamma, regress_ranges=regress_ranges,
-            weights=LossWeights(cls=cls_loss_weight, box=reg_loss_weight, quality=centerness_loss_weight),
-        )
-        cfg = self.backbone.data_config
-        mean = (transform_config.mean if transform_config and transform_config.mean else cfg["mean"])
-        std = (transform_config.std if transform_config and transform_config.std else cfg["std"])
-        self.register_buffer("pixel_mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("pixel_std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
-
-        self.metrics = _build_metrics(metrics)
-        self.logging_config = _build_logging_config(logging_config)
-        self.freeze_backbone = freeze_backbone
-        if freeze_backbone:
-            self.backbone.requires_grad_(False)
-        self.compile_model = compile_model
-        self.compile_kwargs = dict(compile_kwargs or {})
-        self._compiled: Any = None
-        self._points_cache: dict[tuple, tuple[Tensor, Tensor]] = {}
-        self.channels_last = False
+            self.metrics = _build_metrics(metrics)
+            self.logging_config = _build_logging_config(logging_config)
+            self.freeze_backbone = freeze_backbone
+            if freeze_backbone:
+                self.backbone.requires_grad_(False)
+            self.compile_model = compile_model
+            self.compile_kwargs = dict(compile_kwargs or {})
+            self._compiled: Any = None
+            self._points_cache: dict[tuple, tuple[Tensor, Tensor]] = {}
+            self.channels_last = False
 
     @classmethod
     def load_from_checkpoint(cls, checkpoint_path: Any, *args: Any, **kwargs: Any) -> "ObjectDetector":  # type: ignore[override]
@@ -165,7 +161,15 @@ class ObjectDetector(PreprocessingMixin, L.LightningModule):
             _LOADING_CHECKPOINT.reset(token)
 
     # ------------------------------------------------------------------ network
-    def _network(self, images: Tensor) -> tuple[list[Tensor], ...]:
+    def raw_outputs(self, images: Tensor) -> RawOutputs:
+        """:meth:`forward` run eagerly: no ``torch.compile``, no input checks (what ONNX export traces).
+
+        Args:
+            images: Tensor[B, 3, H, W] float, normalised (input frame).
+
+        Returns:
+            ``(cls, reg, quality)`` lists over levels, as :meth:`forward`.
+        """
         return self.detection_head(self.fpn(self.backbone(images)))
 
     def forward(self, images: Tensor) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
@@ -186,12 +190,12 @@ class ObjectDetector(PreprocessingMixin, L.LightningModule):
         if self.compile_model and self._compiled is not False:
             try:
                 if self._compiled is None:
-                    self._compiled = torch.compile(self._network, **self.compile_kwargs)
+                    self._compiled = torch.compile(self.raw_outputs, **self.compile_kwargs)
                 return self._compiled(images)
             except Exception as err:  # noqa: BLE001 - any compiler failure falls back to eager
                 warnings.warn(f"torch.compile failed ({type(err).__name__}: {str(err)[:300]}); running eagerly.", stacklevel=2)
                 self._compiled = False
-        return self._network(images)
+        return self.raw_outputs(images)
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__.copy()
@@ -231,16 +235,14 @@ class ObjectDetector(PreprocessingMixin, L.LightningModule):
         nms_thresh: float | None = None,
         max_detections: int | None = None,
     ) -> list[dict[str, Tensor]]:
-        """Raw outputs -> final detections per image in the input frame."""
+        """Raw outputs -> final detections per image in the input frame (the ONNX graph's post-processing)."""
         points, _ = self.points(outputs)
-        scores, boxes = self.detection_head.decode(outputs, points)
-        level_sizes = [m.shape[-2] * m.shape[-1] for m in outputs[0]]
-        return postprocess(
-            scores, boxes, level_sizes, image_size,
+        return unpad(detect_padded(
+            self.detection_head, outputs, points, image_size,
             self.score_thresh if score_thresh is None else score_thresh,
             self.nms_thresh if nms_thresh is None else nms_thresh,
             self.max_detections_per_image if max_detections is None else max_detections,
-        )
+        ))
 
     # ------------------------------------------------------------------ inference API
     @torch.inference_mode()
@@ -282,7 +284,7 @@ class ObjectDetector(PreprocessingMixin, L.LightningModule):
                 if use_bf16:
                     images = images.contiguous(memory_format=torch.channels_last)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                    outputs = self._network(images) if use_bf16 or not self.compile_model else self(images)
+                    outputs = self.raw_outputs(images) if use_bf16 or not self.compile_model else self(images)
                 dets = self.detect(outputs, tuple(images.shape[-2:]), score_thresh, nms_thresh, max_detections)
                 for det, lb, size in zip(dets, params, sizes):
                     results.append({
@@ -295,15 +297,14 @@ class ObjectDetector(PreprocessingMixin, L.LightningModule):
         return results
 
     # ------------------------------------------------------------------ Lightning hooks
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """uint8 batches from the data module are normalised here, on the model's device."""
-        images, rest = (batch[0], batch[1:]) if isinstance(batch, (tuple, list)) else (batch, None)
-        if isinstance(images, Tensor) and images.dtype == torch.uint8:
+    def batch_images(self, images: Tensor) -> Tensor:
+        """A batch's images as the network takes them: uint8 batches from the data module are
+        normalised here, on the model's device (channels_last on the fast path); float ones pass."""
+        if images.dtype == torch.uint8:
             images = self.normalize(images)
             if self.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
-            return (images, *rest) if rest is not None else images
-        return batch
+        return images
 
     def setup(self, stage: str) -> None:
         dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
@@ -324,10 +325,29 @@ class ObjectDetector(PreprocessingMixin, L.LightningModule):
             self.metrics.class_names = self.class_names
 
     def on_fit_start(self) -> None:
+        trainer = self.trainer
+        if self.seed is not None and getattr(trainer, "seed", None) is None:
+            L.seed_everything(self.seed, workers=True, verbose=False)
+        if self.deterministic and getattr(trainer, "deterministic", None) is None and self._saved_torch_flags is None:
+            self._saved_torch_flags = (
+                torch.are_deterministic_algorithms_enabled(),
+                torch.is_deterministic_algorithms_warn_only_enabled(),
+                torch.backends.cudnn.benchmark,
+            )
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            torch.backends.cudnn.benchmark = False
         precision = str(getattr(self.trainer, "precision", "32-true"))
         self.channels_last = precision.startswith("bf16")
         if self.channels_last:
             self.to(memory_format=torch.channels_last)
+
+    def teardown(self, stage: str) -> None:
+        if self._saved_torch_flags is not None:  # undo on_fit_start's deterministic settings
+            enabled, warn_only, benchmark = self._saved_torch_flags
+            torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+            torch.backends.cudnn.benchmark = benchmark
+            self._saved_torch_flags = None
 
     def train(self, mode: bool = True) -> "ObjectDetector":
         super().train(mode)
@@ -364,6 +384,7 @@ class ObjectDetector(PreprocessingMixin, L.LightningModule):
 
     def training_step(self, batch: tuple[Tensor, list[dict[str, Tensor]]], batch_idx: int) -> Tensor:
         images, targets = batch
+        images = self.batch_images(images)
         losses = self.compute_loss(images, targets)
         if not torch.isfinite(losses["loss"]):
             ids = [int(t["image_id"]) for t in targets if "image_id" in t]
@@ -390,6 +411,7 @@ class ObjectDetector(PreprocessingMixin, L.LightningModule):
 
     def _eval_step(self, stage: str, batch: tuple[Tensor, list[dict[str, Tensor]]]) -> None:
         images, targets = batch
+        images = self.batch_images(images)
         outputs = self(images)
         losses = self.compute_loss(images, targets, outputs=outputs)
         self._log_losses(stage, losses, images.shape[0])
@@ -422,6 +444,7 @@ class ObjectDetector(PreprocessingMixin, L.LightningModule):
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> list[dict[str, Tensor]]:
         """Detections per image: in the original frame when targets carry letterbox info, else input frame."""
         images, targets = (batch[0], batch[1]) if isinstance(batch, (tuple, list)) else (batch, None)
+        images = self.batch_images(images)
         dets = self.detect(self(images), tuple(images.shape[-2:]))
         if targets is None:
             return dets
@@ -462,6 +485,17 @@ class ObjectDetector(PreprocessingMixin, L.LightningModule):
         if scheduler is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+
+@contextmanager
+def _seeded(seed: int | None) -> Iterator[None]:
+    """Inside, torch's CPU RNG starts from ``seed`` (when given); the global RNG state is restored after."""
+    if seed is None:
+        yield
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 def to_original_frame(dets: list[dict[str, Tensor]], targets: Sequence[dict[str, Tensor]]) -> tuple[list[dict], list[dict]]:

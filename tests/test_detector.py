@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -146,18 +147,59 @@ def test_strides_and_regress_ranges(tiny_detector_kwargs):
     assert model.detection_head.assigner.regress_ranges.tolist() == [[-1, 32], [32, 96], [96, 10_000]]
 
 
-def test_seed_makes_weights_reproducible_and_deterministic_flag(tiny_detector_kwargs):
+def test_seed_makes_weights_reproducible_without_touching_global_state(tiny_detector_kwargs):
+    torch.manual_seed(123)
+    expected_next = torch.rand(3)
+    torch.manual_seed(123)
     a = build(tiny_detector_kwargs, seed=7)
     b = build(tiny_detector_kwargs, seed=7)
-    c = build(tiny_detector_kwargs, seed=8)
+    c = build(tiny_detector_kwargs, seed=8, deterministic=True)
+    assert torch.equal(torch.rand(3), expected_next)  # seeded builds left the global RNG where it was
+    assert not torch.are_deterministic_algorithms_enabled()  # ... and torch's flags as they were
     wa, wb, wc = (m.detection_head.head.cls_logits.weight for m in (a, b, c))
     assert torch.equal(wa, wb) and not torch.equal(wa, wc)
-    try:
-        build(tiny_detector_kwargs, deterministic=True)
-        assert torch.are_deterministic_algorithms_enabled()
-        assert torch.is_deterministic_algorithms_warn_only_enabled()  # never crashes on ops without one
-    finally:
-        torch.use_deterministic_algorithms(False)
+
+
+class _FlagProbe(L.Callback):
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.seen = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+
+
+def _fit_one_step(model, **trainer_kwargs):
+    probe = _FlagProbe()
+    loader = torch.utils.data.DataLoader(make_samples(2, 64), batch_size=2, collate_fn=collate)
+    trainer = L.Trainer(max_steps=1, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, limit_val_batches=0, callbacks=[probe], **trainer_kwargs)
+    trainer.fit(model, train_dataloaders=loader)
+    return probe.seen
+
+
+def test_deterministic_holds_during_fit_only(tiny_detector_kwargs):
+    assert not torch.are_deterministic_algorithms_enabled()
+    model = build(tiny_detector_kwargs, deterministic=True, scheduler=None)
+    assert _fit_one_step(model) == (True, True)  # warn-only: never crashes on ops without a deterministic kernel
+    assert not torch.are_deterministic_algorithms_enabled()  # restored after fit
+    assert _fit_one_step(build(tiny_detector_kwargs, deterministic=False, scheduler=None)) == (False, False)
+
+
+def test_seed_seeds_fit_and_the_trainer_seed_wins(tiny_detector_kwargs):
+    from autotimm import AutoTrainer
+
+    def first_batch_loss(model_seed, trainer_seed=None):
+        model = build(tiny_detector_kwargs, seed=0, scheduler=None)
+        model.seed = model_seed
+        seen = []
+        probe = L.Callback()
+        probe.on_train_batch_start = lambda trainer, pl_module, batch, batch_idx: seen.append(torch.rand(()).item())
+        loader = torch.utils.data.DataLoader(make_samples(2, 64), batch_size=2, collate_fn=collate)
+        trainer = AutoTrainer(max_epochs=1, max_steps=1, accelerator="cpu", precision="32-true", logger=False, enable_checkpointing=False,
+                              enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0, callbacks=[probe],
+                              seed=trainer_seed, csv_log=False, live_plot=False)
+        trainer.fit(model, train_dataloaders=loader)
+        return seen[0]
+
+    assert first_batch_loss(5) == first_batch_loss(5) != first_batch_loss(6)
+    assert first_batch_loss(5, trainer_seed=9) == first_batch_loss(6, trainer_seed=9)
 
 
 def test_compile_model_runs_and_falls_back(tiny_detector_kwargs):

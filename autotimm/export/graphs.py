@@ -37,7 +37,7 @@ class RawOutputs(nn.Module):
         self.model = model
 
     def forward(self, images: Tensor) -> tuple[Tensor, ...]:
-        outputs = self.model._network(images)  # eager network: no torch.compile, no Python checks
+        outputs = self.model.raw_outputs(images)  # eager network: no torch.compile, no Python checks
         return tuple(t for kind in outputs for t in kind)
 
 
@@ -65,7 +65,7 @@ class EndToEnd(nn.Module):
         self.topk_per_level = int(topk_per_level)
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        outputs = self.model._network(images)
+        outputs = self.model.raw_outputs(images)
         points, _ = self.model.points(outputs)  # constants in the graph: H and W are static
         return detect_padded(
             self.model.detection_head, outputs, points, (int(images.shape[-2]), int(images.shape[-1])),

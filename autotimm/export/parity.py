@@ -101,7 +101,7 @@ def check_parity(
     model.eval()
     try:
         images = images.to(model.device)
-        outputs = model._network(images)
+        outputs = model.raw_outputs(images)
         meta = detector.metadata
         eager = model.detect(outputs, tuple(images.shape[-2:]), meta.score_thresh, meta.nms_thresh, meta.max_detections)
     finally:

@@ -54,6 +54,10 @@ class AutoTrainer(L.Trainer):
             sets its decay.
         live_plot: add :class:`autotimm.callbacks.LivePlot` (loss, mAP and lr curves).
         csv_log: write metrics to ``<default_root_dir>/metrics.csv`` through Lightning's CSVLogger.
+        seed: seed every RNG (``lightning.seed_everything(seed, workers=True)``) for reproducible
+            runs; None leaves them alone (an ``ObjectDetector(seed=...)`` then seeds its own fit).
+        deterministic: Lightning's ``Trainer(deterministic=...)``: True, "warn" (warn-only) or False;
+            None leaves it to ``ObjectDetector(deterministic=...)`` (warn-only during fit, by default).
 
     Example:
         >>> trainer = AutoTrainer(max_epochs=12, default_root_dir="runs/exp1")
@@ -78,8 +82,13 @@ class AutoTrainer(L.Trainer):
         callbacks: list[Callback] | Callback | None = None,
         logger: Any = None,
         enable_checkpointing: bool = True,
+        seed: int | None = None,
+        deterministic: bool | str | None = None,
         **kwargs: Any,
     ) -> None:
+        self.seed = seed
+        if seed is not None:
+            L.seed_everything(seed, workers=True, verbose=False)
         if mode not in ("max", "min"):
             raise ValueError(f"AutoTrainer(mode={mode!r}): expected 'max' or 'min'.")
         if not isinstance(max_epochs, int) or max_epochs < 1:
@@ -127,8 +136,10 @@ class AutoTrainer(L.Trainer):
             callbacks=callbacks,
             logger=logger if logger is not None else False,
             enable_checkpointing=enable_checkpointing,
+            deterministic=deterministic,
             **kwargs,
         )
+        self.deterministic = deterministic
         log.info("AutoTrainer: precision=%s (%s)", self.precision, "bf16 fast path" if str(self.precision).startswith("bf16") else "fp32")
         print(f"autotimm: precision {self.precision} on {device_type}" + (" with channels_last" if str(self.precision).startswith("bf16") else ""))
 

@@ -51,7 +51,7 @@ def run_once(model: Any, image: ImageLike, image_size: int | None = None) -> Cac
     batch, params, sizes = model.letterbox_batch([pixels], image_size)
     inputs = model.normalize(batch.to(model.device))
     # Eager on purpose: one forward per image is not worth a torch.compile.
-    outputs = model._network(inputs) if getattr(model, "compile_model", False) else model(inputs)
+    outputs = model.raw_outputs(inputs) if getattr(model, "compile_model", False) else model(inputs)
     return CachedImage(outputs, tuple(inputs.shape[-2:]), params[0], sizes[0], pixels.permute(1, 2, 0).numpy())
 
 
