@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from types import ModuleType
+from typing import Any
 
 INSTALL_HINT = "pip install 'autotimm[fiftyone]'"
 
@@ -36,3 +37,12 @@ def require_fiftyone() -> ModuleType:
         if err.name is not None and err.name.split(".")[0] != "fiftyone":
             raise  # FiftyOne is there but one of its own dependencies is broken: show that
         raise missing_error() from err
+
+
+def root_dataset(samples: Any) -> Any:
+    """The ``fo.Dataset`` behind ``samples`` (a dataset or any view of one), through public API:
+    a view's ``dataset_name`` and ``fo.load_dataset`` (which returns the same, already loaded object)."""
+    fo = require_fiftyone()
+    if isinstance(samples, fo.Dataset):
+        return samples
+    return fo.load_dataset(samples.dataset_name)

@@ -32,7 +32,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from autotimm.fiftyone._deps import require_fiftyone
+from autotimm.fiftyone._deps import require_fiftyone, root_dataset
 from autotimm.fiftyone.labels import check_detections_field, stored_classes
 
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -149,7 +149,7 @@ def evaluate(
     check_detections_field(samples, pred_field, "pred_field")
     if pred_field == gt_field:
         raise ValueError(f"pred_field and gt_field are both {pred_field!r}; evaluate predictions against ground truth.")
-    dataset = samples._root_dataset if hasattr(samples, "_root_dataset") else samples
+    dataset = root_dataset(samples)
     if eval_key in dataset.list_evaluations():
         dataset.delete_evaluation(eval_key)
     if iou_threshs is not None:

@@ -13,13 +13,13 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from autotimm.fiftyone._deps import require_fiftyone
+from autotimm.fiftyone._deps import require_fiftyone, root_dataset
 from autotimm.fiftyone.labels import check_detections_field, from_fiftyone_detections, stored_classes
 
 
 def _classes_and_ids(samples: Any, label_field: str, classes: Sequence[str] | None) -> tuple[list[str], list[int]]:
     """Class list (given > stored > sorted labels) and the COCO category id of each class."""
-    dataset = samples._root_dataset if hasattr(samples, "_root_dataset") else samples
+    dataset = root_dataset(samples)
     stored = stored_classes(samples, label_field)
     if classes is not None:
         names = list(classes)

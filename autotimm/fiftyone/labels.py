@@ -6,7 +6,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from autotimm.fiftyone._deps import require_fiftyone
+from autotimm.fiftyone._deps import require_fiftyone, root_dataset
 from autotimm.fiftyone.boxes import relative_xywh_to_xyxy, xyxy_to_relative_xywh
 
 
@@ -109,7 +109,7 @@ def from_fiftyone_detections(
 def stored_classes(samples: Any, field: str) -> list[str] | None:
     """The class list a dataset keeps for ``field`` (``dataset.classes[field]``, else
     ``dataset.default_classes``); None when it keeps none."""
-    dataset = samples._root_dataset if hasattr(samples, "_root_dataset") else samples
+    dataset = root_dataset(samples)
     classes = dataset.classes.get(field) or dataset.default_classes
     return list(classes) if classes else None
 

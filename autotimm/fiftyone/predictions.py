@@ -9,7 +9,7 @@ from __future__ import annotations
 import inspect
 from typing import Any, Mapping, Sequence
 
-from autotimm.fiftyone._deps import require_fiftyone
+from autotimm.fiftyone._deps import require_fiftyone, root_dataset
 from autotimm.fiftyone.labels import check_detections_field, stored_classes, to_fiftyone_detections
 
 _FLUSH_EVERY = 256  # samples whose detections are written to the database at once
@@ -170,7 +170,7 @@ def _prepare_field(samples: Any, field: str, class_names: Sequence[str]) -> Any:
     """Create the Detections field (or check the existing one) and record its class list; returns
     the root dataset."""
     fo = require_fiftyone()
-    dataset = samples._root_dataset if hasattr(samples, "_root_dataset") else samples
+    dataset = root_dataset(samples)
     if dataset.has_sample_field(field):
         check_detections_field(dataset, field, "field")
     else:

@@ -48,6 +48,7 @@ from autotimm.metrics.registry import (
     resolve_custom_class,
     resolve_torchmetrics_class,
 )
+from autotimm.metrics.torchmetrics_internals import forget_computed, per_item_list_states
 
 Stage = Literal["train", "val", "test"]
 Backend = Literal["torchmetrics", "custom"]
@@ -466,7 +467,7 @@ def _gather_per_item_states(metric: Metric) -> bool:
 
     if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
         return False
-    names = [n for n, fx in metric._reductions.items() if fx is None and isinstance(getattr(metric, n), list)]
+    names = per_item_list_states(metric)
     if not names:
         return False
     world = dist.get_world_size()
@@ -476,5 +477,5 @@ def _gather_per_item_states(metric: Metric) -> bool:
         dist.all_gather_object(gathered, local)
         device = metric.device
         setattr(metric, name, [t.to(device) if isinstance(t, Tensor) else t for part in gathered for t in part])
-    metric._computed = None
+    forget_computed(metric)
     return True

@@ -21,11 +21,21 @@ def bf16_is_fast(device_type: str = "cpu") -> bool:
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     if device_type != "cpu":
         return False
-    try:
-        cpu = torch._C._cpu
-        return bool(cpu._is_amx_tile_supported() or cpu._is_avx512_bf16_supported())
-    except AttributeError:  # older torch: fall back to oneDNN's own check
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return onednn_bf16_supported()
+
+
+def onednn_bf16_supported() -> bool:
+    """Whether oneDNN (torch's CPU convolution library) runs bf16 natively on this CPU.
+
+    torch has no public query for this; its oneDNN op ``mkldnn._is_mkldnn_bf16_supported`` answers
+    it. This is the one place that calls it (``tests/utils/test_precision.py`` fails loudly if torch
+    drops it); should it be missing at run time, autotimm stays in fp32 and says so.
+    """
+    probe = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    if probe is None:
+        log.warning("torch %s has no mkldnn._is_mkldnn_bf16_supported; precision='auto' stays in fp32.", torch.__version__)
+        return False
+    return bool(probe())
 
 
 def resolve_precision(precision: Precision | str, device_type: str = "cpu") -> Literal["bf16", "fp32"]:
