@@ -13,7 +13,7 @@ import sys
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "export":
-        from autotimm.export.cli import main as export_main
+        from autotimm.export_cli import main as export_main
 
         sys.exit(export_main(argv[1:]))
     try:

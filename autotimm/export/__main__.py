@@ -2,7 +2,7 @@
 
 import sys
 
-from autotimm.export.cli import main
+from autotimm.export_cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

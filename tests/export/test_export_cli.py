@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from autotimm.export import OnnxDetector, read_metadata
-from autotimm.export.cli import load_detector, main
+from autotimm.export_cli import load_detector, main
 
 from export_helpers import make_detector
 from synthetic import collate, make_samples

@@ -1,4 +1,8 @@
-"""``python -m autotimm.export``: checkpoint -> ONNX file, with a parity check against PyTorch.
+"""``python -m autotimm.export`` / ``autotimm export``: checkpoint -> ONNX file, with a parity check.
+
+It sits beside the ``autotimm`` command rather than inside :mod:`autotimm.export`: it loads an
+``ObjectDetector``, whose ``to_onnx`` uses :mod:`autotimm.export`, so keeping it out of that package
+keeps the import graph free of cycles.
 
 Example:
     python -m autotimm.export --checkpoint runs/best.ckpt --output detector.onnx --image-size 640 --e2e
