@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence, get_args
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from autotimm.data.dataset import DetectionDataset, DifficultPolicy, collate_detection
+from autotimm.data.dataset import DIFFICULT_POLICIES, DetectionDataset, DifficultPolicy, collate_detection
 from autotimm.data.readers import FORMATS, AnnotationFormat, read_annotations
 from autotimm.data.records import Annotations
 from autotimm.data.transforms import Augment, resolve_augment
 from autotimm.data.validation import ImageCheck, validate_records
+from autotimm.utils.validation import options_text
 
 SPLITS = ("train", "val", "test")
 PathLike = str | os.PathLike
@@ -117,10 +118,10 @@ class DetectionDataModule(L.LightningDataModule):
                 raise ValueError(f"{name} must be a positive int; got {value!r}.")
         if num_workers is not None and (not isinstance(num_workers, int) or num_workers < 0):
             raise ValueError(f"num_workers must be an int >= 0 or None; got {num_workers!r}.")
-        if image_check not in ("decode", "header", "none"):
-            raise ValueError(f"image_check must be 'decode', 'header' or 'none'; got {image_check!r}.")
-        if difficult not in ("ignore", "keep", "drop"):
-            raise ValueError(f"difficult must be 'ignore', 'keep' or 'drop'; got {difficult!r}.")
+        if image_check not in get_args(ImageCheck):
+            raise ValueError(f"image_check must be {options_text(get_args(ImageCheck))}; got {image_check!r}.")
+        if difficult not in DIFFICULT_POLICIES:
+            raise ValueError(f"difficult must be {options_text(DIFFICULT_POLICIES)}; got {difficult!r}.")
         resolve_augment(augment)  # fail now on a bad preset name, not at setup
 
         self.format = format

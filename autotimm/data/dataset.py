@@ -21,7 +21,8 @@ in that hook takes effect for that whole epoch).
 
 from __future__ import annotations
 
-from typing import Literal, Sequence
+from dataclasses import dataclass
+from typing import Literal, Sequence, get_args
 
 import numpy as np
 import torch
@@ -42,9 +43,40 @@ from autotimm.data.transforms import (
     resolve_augment,
     sample_placement,
 )
+from autotimm.utils.validation import options_text
 
 DifficultPolicy = Literal["ignore", "keep", "drop"]
+DIFFICULT_POLICIES: tuple[DifficultPolicy, ...] = get_args(DifficultPolicy)
 Target = dict[str, Tensor]
+
+
+@dataclass
+class PlacedSample:
+    """One image placed on the S x S canvas, with its boxes, before it becomes ``(image, target)``.
+
+    Attributes:
+        image: uint8 Tensor[3, S, S] (input frame).
+        boxes: float Tensor[N, 4] x1y1x2y2 in the input frame.
+        labels: int64 Tensor[N]; iscrowd: int64 Tensor[N] (1 = ignore region).
+        letterbox: float32 Tensor[3] ``(scale, pad_x, pad_y)`` of ``x_input = x_original * scale + pad``.
+        orig_size: (H, W) of the original frame (for a mosaic, the 2S x 2S mosaic canvas).
+    """
+
+    image: Tensor
+    boxes: Tensor
+    labels: Tensor
+    iscrowd: Tensor
+    letterbox: Tensor
+    orig_size: tuple[int, int]
+
+    @property
+    def extra(self) -> dict[str, Tensor]:
+        """The per-box fields other than ``boxes``, as the transforms take them."""
+        return {"labels": self.labels, "iscrowd": self.iscrowd}
+
+    def with_boxes(self, image: Tensor, boxes: Tensor, extra: dict[str, Tensor]) -> "PlacedSample":
+        """A copy with a new image and new boxes (and their per-box fields); the frame is unchanged."""
+        return PlacedSample(image, boxes, extra["labels"], extra["iscrowd"], self.letterbox, self.orig_size)
 
 
 class DetectionDataset(Dataset):
@@ -77,8 +109,8 @@ class DetectionDataset(Dataset):
     ) -> None:
         if not isinstance(image_size, int) or image_size < 32:
             raise ValueError(f"image_size must be an int >= 32; got {image_size!r}.")
-        if difficult not in ("ignore", "keep", "drop"):
-            raise ValueError(f"difficult must be 'ignore', 'keep' or 'drop'; got {difficult!r}.")
+        if difficult not in DIFFICULT_POLICIES:
+            raise ValueError(f"difficult must be {options_text(DIFFICULT_POLICIES)}; got {difficult!r}.")
         self.records = list(records)
         self.class_names = list(class_names)
         self.image_size = image_size
@@ -109,25 +141,24 @@ class DetectionDataset(Dataset):
         config = self.config
         strong = config is not None and config.uses_strong and self.strong_augment
         if strong and float(torch.rand(())) < config.mosaic_prob:
-            image, boxes, extra, params, orig_hw = self._mosaic(index)
+            sample = self._mosaic(index)
         else:
-            image, boxes, extra, params, orig_hw = self._single(index)
+            sample = self._single(index)
         if strong and float(torch.rand(())) < config.mixup_prob:
-            other, other_boxes, other_extra, _, _ = self._single(int(torch.randint(len(self), ())))
-            image = mixup(image, other)
-            boxes = torch.cat([boxes, other_boxes])
-            extra = {k: torch.cat([extra[k], other_extra[k]]) for k in extra}
+            other = self._single(int(torch.randint(len(self), ())))
+            extra = {k: torch.cat([sample.extra[k], other.extra[k]]) for k in sample.extra}
+            sample = sample.with_boxes(mixup(sample.image, other.image), torch.cat([sample.boxes, other.boxes]), extra)
         if self.post_transform is not None:
-            image, boxes, extra = apply_v2(self.post_transform, image, boxes, extra)
+            sample = sample.with_boxes(*apply_v2(self.post_transform, sample.image, sample.boxes, sample.extra))
         target = {
-            "boxes": boxes.float().reshape(-1, 4),
-            "labels": extra["labels"].long(),
-            "iscrowd": extra["iscrowd"].long(),
+            "boxes": sample.boxes.float().reshape(-1, 4),
+            "labels": sample.labels.long(),
+            "iscrowd": sample.iscrowd.long(),
             "image_id": torch.tensor(record.image_id, dtype=torch.int64),
-            "orig_size": torch.tensor(orig_hw, dtype=torch.int64),
-            "letterbox": params.float(),
+            "orig_size": torch.tensor(sample.orig_size, dtype=torch.int64),
+            "letterbox": sample.letterbox.float(),
         }
-        return image, target
+        return sample.image, target
 
     # -- steps --------------------------------------------------------------------------------
     def load(self, index: int) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
@@ -151,7 +182,7 @@ class DetectionDataset(Dataset):
             boxes, labels, crowd = boxes[keep], labels[keep], crowd[keep]
         return image, boxes, {"labels": labels, "iscrowd": crowd.long()}
 
-    def _single(self, index: int) -> tuple[Tensor, Tensor, dict[str, Tensor], Tensor, tuple[int, int]]:
+    def _single(self, index: int) -> PlacedSample:
         """One image placed on the S x S canvas (jittered when the config asks for it)."""
         image, boxes, extra = self.load(index)
         size = self.image_size
@@ -167,13 +198,13 @@ class DetectionDataset(Dataset):
         if config is None or (config.scale_range == (1.0, 1.0) and not config.translate):
             canvas, params = letterbox_image(image, size)
             boxes = boxes_to_input(boxes, params)  # inside the image -> inside the canvas
-            return canvas, boxes, extra, params, orig_hw
+            return PlacedSample(canvas, boxes, extra["labels"], extra["iscrowd"], params, orig_hw)
         params = sample_placement(orig_hw, size, config.scale_range, config.translate)
         canvas = place_image(image, params, size)
         boxes, keep = place_boxes(boxes, params, size, config.min_visibility, config.min_size)
-        return canvas, boxes[keep], {k: v[keep] for k, v in extra.items()}, params, orig_hw
+        return PlacedSample(canvas, boxes[keep], extra["labels"][keep], extra["iscrowd"][keep], params, orig_hw)
 
-    def _mosaic(self, index: int) -> tuple[Tensor, Tensor, dict[str, Tensor], Tensor, tuple[int, int]]:
+    def _mosaic(self, index: int) -> PlacedSample:
         """Four images (this one and three random) on a 2S x 2S mosaic, placed on S x S."""
         config, size = self.config, self.image_size
         indices = [index] + torch.randint(len(self), (3,)).tolist()
@@ -188,7 +219,7 @@ class DetectionDataset(Dataset):
         params = sample_placement((side, side), size, config.mosaic_scale, translate=True)
         image = place_image(canvas, params, size)
         boxes, keep = place_boxes(boxes, params, size, config.min_visibility, config.min_size)
-        return image, boxes[keep], {k: v[keep] for k, v in extra.items()}, params, (side, side)
+        return PlacedSample(image, boxes[keep], extra["labels"][keep], extra["iscrowd"][keep], params, (side, side))
 
 
 def collate_detection(batch: Sequence[tuple[Tensor, Target]]) -> tuple[Tensor, list[Target]]:

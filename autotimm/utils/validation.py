@@ -50,3 +50,9 @@ def check_targets(targets: Sequence[dict[str, Tensor]], batch_size: int, image_h
                 f"{int(labels[j])} is invalid: boxes need x1 < x2, y1 < y2 inside the {int(w)}x{int(h)} input "
                 f"(input frame, x1y1x2y2 pixels) and labels in [0, {num_classes - 1}]."
             )
+
+
+def options_text(options: Sequence[str]) -> str:
+    """``"'a', 'b' or 'c'"``: the valid values of a ``Literal`` option, for error messages."""
+    quoted = [repr(o) for o in options]
+    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
