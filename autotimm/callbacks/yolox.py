@@ -16,7 +16,7 @@ import torch
 from lightning.pytorch.callbacks import WeightAveraging
 from torch import Tensor
 
-from autotimm.data.strong_augment import DisableStrongAugment
+from autotimm.callbacks.strong_augment import DisableStrongAugment
 
 
 class YOLOXLastEpochs(DisableStrongAugment):

@@ -17,7 +17,6 @@ _EXPORTS: dict[str, str] = {
     "DetectionDataModule": "autotimm.data.datamodule",
     "DetectionDataset": "autotimm.data.dataset",
     "DetectionRecord": "autotimm.data.records",
-    "DisableStrongAugment": "autotimm.data.strong_augment",
     "ExampleDataset": "autotimm.data.examples",
     "PRESETS": "autotimm.data.transforms",
     "collate_detection": "autotimm.data.dataset",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import inspect
 import warnings
 from typing import Any
 
@@ -33,33 +34,49 @@ def _architectures() -> list[str]:
     return preferred + sorted(set(ARCHITECTURES) - set(preferred))
 
 
+def signature_defaults() -> dict[str, Any]:
+    """Keyword defaults of ``ObjectDetector``, ``DetectionDataModule`` and ``AutoTrainer``, read from
+    their signatures (the controls start there, so they cannot drift from the classes)."""
+    from autotimm.data.datamodule import DetectionDataModule
+    from autotimm.detector import ObjectDetector
+    from autotimm.training.trainer import AutoTrainer
+
+    defaults: dict[str, Any] = {}
+    for init in (AutoTrainer.__init__, DetectionDataModule.__init__, ObjectDetector.__init__):
+        params = inspect.signature(init).parameters.values()
+        defaults.update({p.name: p.default for p in params if p.default is not inspect.Parameter.empty})
+    return defaults
+
+
 def _make_controls() -> dict[str, widgets.ValueWidget]:
-    """One widget per setting, named after its keyword argument, at the reference defaults."""
+    """One widget per setting, named after its keyword argument, at the classes' defaults (except
+    ``num_classes``, which has none, and ``compile_model``, on only where a GPU makes it pay)."""
     log = dict(base=10, step=0.1, readout_format=".1e")
+    d = signature_defaults()
     return {
         "pretrained": widgets.Checkbox(value=True, description="pretrained weights (scratch if unavailable)", indent=False),
-        "freeze_backbone": widgets.Checkbox(value=False, description="freeze_backbone", indent=False),
-        "detection_arch": widgets.ToggleButtons(options=_architectures(), value="fcos", description="detection_arch"),
+        "freeze_backbone": widgets.Checkbox(value=d["freeze_backbone"], description="freeze_backbone", indent=False),
+        "detection_arch": widgets.ToggleButtons(options=_architectures(), value=d["detection_arch"], description="detection_arch"),
         "num_classes": widgets.BoundedIntText(value=1, min=1, max=100_000, description="num_classes", **_slider()),
-        "fpn_channels": widgets.IntText(value=256, description="fpn_channels", **_slider()),
-        "head_num_convs": widgets.IntSlider(value=4, min=0, max=8, description="head_num_convs", **_slider()),
-        "lr": widgets.FloatLogSlider(value=1e-4, min=-6, max=-1, description="lr", **log, **_slider()),
-        "weight_decay": widgets.FloatLogSlider(value=1e-4, min=-7, max=-1, description="weight_decay", **log, **_slider()),
-        "optimizer": widgets.Dropdown(options=list(OPTIMIZERS), value="adamw", description="optimizer", **_slider()),
-        "scheduler": widgets.Dropdown(options=list(SCHEDULERS), value="cosine", description="scheduler", **_slider()),
-        "focal_alpha": widgets.FloatSlider(value=0.25, min=0.0, max=1.0, step=0.05, description="focal_alpha", **_slider()),
-        "focal_gamma": widgets.FloatSlider(value=2.0, min=0.0, max=5.0, step=0.25, description="focal_gamma", **_slider()),
-        "cls_loss_weight": widgets.FloatSlider(value=1.0, min=0.0, max=5.0, step=0.1, description="cls_loss_weight", **_slider()),
-        "reg_loss_weight": widgets.FloatSlider(value=1.0, min=0.0, max=5.0, step=0.1, description="reg_loss_weight", **_slider()),
-        "centerness_loss_weight": widgets.FloatSlider(value=1.0, min=0.0, max=5.0, step=0.1, description="centerness_loss_weight", **_slider()),
-        "score_thresh": widgets.FloatSlider(value=0.05, min=0.0, max=0.99, step=0.01, description="score_thresh", **_slider()),
-        "nms_thresh": widgets.FloatSlider(value=0.5, min=0.05, max=1.0, step=0.05, description="nms_thresh", **_slider()),
-        "max_detections_per_image": widgets.IntSlider(value=100, min=1, max=1000, description="max_detections_per_image", **_slider()),
+        "fpn_channels": widgets.IntText(value=d["fpn_channels"], description="fpn_channels", **_slider()),
+        "head_num_convs": widgets.IntSlider(value=d["head_num_convs"], min=0, max=8, description="head_num_convs", **_slider()),
+        "lr": widgets.FloatLogSlider(value=d["lr"], min=-6, max=-1, description="lr", **log, **_slider()),
+        "weight_decay": widgets.FloatLogSlider(value=d["weight_decay"], min=-7, max=-1, description="weight_decay", **log, **_slider()),
+        "optimizer": widgets.Dropdown(options=list(OPTIMIZERS), value=d["optimizer"], description="optimizer", **_slider()),
+        "scheduler": widgets.Dropdown(options=list(SCHEDULERS), value=d["scheduler"], description="scheduler", **_slider()),
+        "focal_alpha": widgets.FloatSlider(value=d["focal_alpha"], min=0.0, max=1.0, step=0.05, description="focal_alpha", **_slider()),
+        "focal_gamma": widgets.FloatSlider(value=d["focal_gamma"], min=0.0, max=5.0, step=0.25, description="focal_gamma", **_slider()),
+        "cls_loss_weight": widgets.FloatSlider(value=d["cls_loss_weight"], min=0.0, max=5.0, step=0.1, description="cls_loss_weight", **_slider()),
+        "reg_loss_weight": widgets.FloatSlider(value=d["reg_loss_weight"], min=0.0, max=5.0, step=0.1, description="reg_loss_weight", **_slider()),
+        "centerness_loss_weight": widgets.FloatSlider(value=d["centerness_loss_weight"], min=0.0, max=5.0, step=0.1, description="centerness_loss_weight", **_slider()),
+        "score_thresh": widgets.FloatSlider(value=d["score_thresh"], min=0.0, max=0.99, step=0.01, description="score_thresh", **_slider()),
+        "nms_thresh": widgets.FloatSlider(value=d["nms_thresh"], min=0.05, max=1.0, step=0.05, description="nms_thresh", **_slider()),
+        "max_detections_per_image": widgets.IntSlider(value=d["max_detections_per_image"], min=1, max=1000, description="max_detections_per_image", **_slider()),
         "compile_model": widgets.Checkbox(value=torch.cuda.is_available(), description="compile_model (torch.compile)", indent=False),
-        "deterministic": widgets.Checkbox(value=True, description="deterministic", indent=False),
-        "image_size": widgets.IntSlider(value=640, min=64, max=1280, step=32, description="image_size", **_slider()),
-        "batch_size": widgets.IntSlider(value=16, min=1, max=128, description="batch_size", **_slider()),
-        "max_epochs": widgets.IntSlider(value=12, min=1, max=300, description="max_epochs", **_slider()),
+        "deterministic": widgets.Checkbox(value=d["deterministic"], description="deterministic", indent=False),
+        "image_size": widgets.IntSlider(value=d["image_size"], min=64, max=1280, step=32, description="image_size", **_slider()),
+        "batch_size": widgets.IntSlider(value=d["batch_size"], min=1, max=128, description="batch_size", **_slider()),
+        "max_epochs": widgets.IntSlider(value=d["max_epochs"], min=1, max=300, description="max_epochs", **_slider()),
     }
 
 

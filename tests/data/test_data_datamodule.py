@@ -8,7 +8,7 @@ import torch
 
 from autotimm.data.datamodule import DetectionDataModule
 from autotimm.data.examples import data_root, example
-from autotimm.data.strong_augment import DisableStrongAugment
+from autotimm.callbacks.strong_augment import DisableStrongAugment
 from autotimm.data.transforms import AugmentConfig
 
 

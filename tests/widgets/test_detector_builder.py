@@ -143,3 +143,11 @@ def test_bad_constructor_values():
     with pytest.raises(ValueError, match="optimizer='lion'"):
         DetectorBuilder("test_resnet", optimizer="lion")
     assert math.isclose(DetectorBuilder("test_resnet", lr=0.1).model_kwargs["lr"], 0.1)
+
+
+def test_controls_start_at_the_signature_defaults():
+    builder = DetectorBuilder("resnet18")
+    params = inspect.signature(ObjectDetector.__init__).parameters
+    for name in ("lr", "weight_decay", "fpn_channels", "head_num_convs", "focal_alpha", "score_thresh", "nms_thresh",
+                 "max_detections_per_image", "optimizer", "scheduler", "detection_arch", "deterministic"):
+        assert builder.controls[name].value == params[name].default, name

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
 
 from autotimm import FeatureBackboneConfig, MetricManager, ObjectDetector
+from autotimm.arch.base import LossWeights
+from autotimm.arch.yolox import YOLOX
 from autotimm.losses.functional import BCELoss, GIoULoss, IoULoss
 from autotimm.losses.yolox import YOLOX_BOX_SCALE
-from autotimm.arch.yolox import YOLOX
+from autotimm.ops.points import make_points, point_strides
 
 from synthetic import collate, make_samples
 
@@ -156,3 +160,16 @@ def test_yolox_learns_tiny_synthetic_images():
     metrics.update("val", dets, targets)
     values = metrics.compute("val")
     assert values["val/mAP_50"].item() >= 0.8, values
+
+
+def test_arch_decode_scores_and_level_strides():
+    arch = YOLOX(in_channels=8, num_classes=2, strides=(8, 16), num_convs=1, cls_loss=BCELoss(), reg_loss=IoULoss(), weights=LossWeights())
+    cls = [torch.zeros(1, 2, 1, 2), torch.zeros(1, 2, 1, 1)]
+    reg = [torch.zeros(1, 4, 1, 2), torch.zeros(1, 4, 1, 1)]
+    obj = [torch.zeros(1, 1, 1, 2), torch.full((1, 1, 1, 1), math.log(3))]  # sigmoid = 0.75
+    points, _ = make_points([(1, 2), (1, 1)], (8, 16))
+    assert point_strides(cls, (8, 16)).tolist() == [8.0, 8.0, 16.0]
+    scores, boxes = arch.decode((cls, reg, obj), points)
+    assert scores.shape == (1, 3, 2)
+    assert torch.allclose(scores[0], torch.tensor([[0.25, 0.25], [0.25, 0.25], [0.375, 0.375]]))  # 0.5 * obj
+    assert boxes[0].tolist() == [[0.0, 0.0, 8.0, 8.0], [8.0, 0.0, 16.0, 8.0], [0.0, 0.0, 16.0, 16.0]]
