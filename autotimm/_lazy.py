@@ -27,3 +27,17 @@ def lazy_getattr(namespace: dict[str, Any], exports: Mapping[str, str], submodul
         return value
 
     return __getattr__
+
+
+def export_lazily(namespace: dict[str, Any], exports: Mapping[str, str]) -> None:
+    """Give a package lazy public names: sets its ``__all__`` (sorted ``exports``), ``__getattr__``
+    (:func:`lazy_getattr`) and ``__dir__``.
+
+    Args:
+        namespace: the package's ``globals()``.
+        exports: public name -> module defining it.
+    """
+    names = sorted(exports)
+    namespace["__all__"] = names
+    namespace["__getattr__"] = lazy_getattr(namespace, exports)
+    namespace["__dir__"] = lambda: list(names)

@@ -25,7 +25,7 @@ from autotimm.models.neck import FPN, check_strides
 from autotimm.ops.points import make_points
 from autotimm.ops.targets import PaddedTargets
 from autotimm.optim import build_optimizer, build_scheduler
-from autotimm.postprocess import detect_padded, unpad
+from autotimm.postprocess import PostprocessConfig, detect_padded, unpad
 from autotimm.preprocessing import PreprocessingMixin, TransformConfig
 from autotimm.utils.precision import resolve_precision
 from autotimm.utils.validation import check_images, check_targets
@@ -237,12 +237,12 @@ class ObjectDetector(PreprocessingMixin, L.LightningModule):
     ) -> list[dict[str, Tensor]]:
         """Raw outputs -> final detections per image in the input frame (the ONNX graph's post-processing)."""
         points, _ = self.points(outputs)
-        return unpad(detect_padded(
-            self.detection_head, outputs, points, image_size,
+        config = PostprocessConfig(
             self.score_thresh if score_thresh is None else score_thresh,
             self.nms_thresh if nms_thresh is None else nms_thresh,
             self.max_detections_per_image if max_detections is None else max_detections,
-        ))
+        )
+        return unpad(detect_padded(self.detection_head, outputs, points, image_size, config))
 
     # ------------------------------------------------------------------ inference API
     @torch.inference_mode()

@@ -8,6 +8,7 @@ image) and traces with a dynamic batch; :func:`postprocess` is the same followed
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import torch
@@ -18,6 +19,23 @@ from autotimm.ops.boxes import clip_boxes
 from autotimm.ops.points import level_sizes
 
 Padded = tuple[Tensor, Tensor, Tensor, Tensor]  # boxes [B, K, 4], scores [B, K], labels [B, K], num_detections [B]
+
+
+@dataclass(frozen=True)
+class PostprocessConfig:
+    """Post-processing settings.
+
+    Attributes:
+        score_thresh: scores <= this are dropped.
+        nms_thresh: IoU above which a box of the same class and image is suppressed.
+        max_detections: K, detections kept per image.
+        topk_per_level: candidates per level before NMS.
+    """
+
+    score_thresh: float
+    nms_thresh: float
+    max_detections: int
+    topk_per_level: int = 1000
 
 
 def select_topk_per_level(scores: Tensor, level_sizes: Sequence[int], k: int) -> tuple[Tensor, Tensor]:
@@ -44,34 +62,22 @@ def select_topk_per_level(scores: Tensor, level_sizes: Sequence[int], k: int) ->
     return torch.cat(out_scores, 1), torch.cat(out_index, 1)
 
 
-def postprocess_padded(
-    scores: Tensor,
-    boxes: Tensor,
-    level_sizes: Sequence[int],
-    image_size: tuple[int, int],
-    score_thresh: float,
-    nms_thresh: float,
-    max_detections: int,
-    topk_per_level: int = 1000,
-) -> Padded:
-    """Final detections in the input frame, padded to ``max_detections`` rows per image.
+def postprocess_padded(scores: Tensor, boxes: Tensor, level_sizes: Sequence[int], image_size: tuple[int, int], config: PostprocessConfig) -> Padded:
+    """Final detections in the input frame, padded to ``config.max_detections`` rows per image.
 
     Args:
         scores: Tensor[B, P, C] per-class scores in [0, 1].
         boxes: Tensor[B, P, 4] decoded x1y1x2y2 boxes (input frame).
         level_sizes: points per level.
         image_size: (H, W) of the input tensor, for clipping.
-        score_thresh: scores <= this are dropped.
-        nms_thresh: IoU above which a box of the same class and image is suppressed.
-        max_detections: K, detections kept per image.
-        topk_per_level: candidates per level before NMS.
+        config: thresholds and counts.
 
     Returns:
         boxes [B, K, 4] (input frame), scores [B, K] sorted descending, labels int64 [B, K],
         num_detections int64 [B]; rows past ``num_detections`` hold 0, 0 and -1.
     """
-    c = scores.shape[2]
-    top_scores, flat = select_topk_per_level(scores.float(), level_sizes, topk_per_level)  # [B, N]
+    c, max_detections = scores.shape[2], config.max_detections
+    top_scores, flat = select_topk_per_level(scores.float(), level_sizes, config.topk_per_level)  # [B, N]
     point, label = flat // c, flat % c  # [B, N]
     cand = clip_boxes(boxes.float().gather(1, point[..., None].expand(-1, -1, 4)), image_size)  # [B, N, 4]
     nonempty = (cand[..., 2:] > cand[..., :2]).all(-1)  # [B, N]; boxes clipped to nothing are dropped
@@ -80,7 +86,7 @@ def postprocess_padded(
     # NonMaxSuppression scores per class: each candidate scores only in its own class column.
     classes = torch.arange(c, device=scores.device)[None, :, None]  # [1, C, 1]
     class_scores = torch.where(label[:, None, :] == classes, nms_scores[:, None, :], below[:, None, :])  # [B, C, N]
-    selected = NonMaxSuppression.apply(cand, class_scores, max_detections, nms_thresh, score_thresh)  # [M, 3]
+    selected = NonMaxSuppression.apply(cand, class_scores, max_detections, config.nms_thresh, config.score_thresh)  # [M, 3]
     kept = torch.zeros_like(nonempty).index_put((selected[:, 0], selected[:, 2]), torch.ones_like(selected[:, 0], dtype=torch.bool))
     final = torch.where(kept, top_scores, below)  # [B, N]
     n = final.shape[1]
@@ -124,32 +130,22 @@ def postprocess(
     max_detections: int,
     topk_per_level: int = 1000,
 ) -> list[dict[str, Tensor]]:
-    """:func:`postprocess_padded`, returned as one dict per image (``boxes`` input frame, ``scores``
-    sorted descending, ``labels`` int64)."""
-    return unpad(postprocess_padded(scores, boxes, level_sizes, image_size, score_thresh, nms_thresh, max_detections, topk_per_level))
+    """:func:`postprocess_padded` with the settings as arguments, returned as one dict per image
+    (``boxes`` input frame, ``scores`` sorted descending, ``labels`` int64)."""
+    config = PostprocessConfig(score_thresh, nms_thresh, max_detections, topk_per_level)
+    return unpad(postprocess_padded(scores, boxes, level_sizes, image_size, config))
 
 
-def detect_padded(
-    arch: Any,
-    outputs: tuple[list[Tensor], ...],
-    points: Tensor,
-    image_size: tuple[int, int],
-    score_thresh: float,
-    nms_thresh: float,
-    max_detections: int,
-    topk_per_level: int = 1000,
-) -> Padded:
+def detect_padded(arch: Any, outputs: tuple[list[Tensor], ...], points: Tensor, image_size: tuple[int, int], config: PostprocessConfig) -> Padded:
     """Raw per-level outputs -> padded detections: ``arch.decode`` then :func:`postprocess_padded`.
 
     Args:
         arch: a :class:`~autotimm.arch.base.DenseArchitecture` (only its ``decode`` is used).
         outputs: its raw ``(cls, reg, quality)`` lists; points: Tensor[P, 2] cell centres (input frame).
-        image_size, score_thresh, nms_thresh, max_detections, topk_per_level: as :func:`postprocess_padded`.
+        image_size, config: as :func:`postprocess_padded`.
     """
     scores, boxes = arch.decode(outputs, points)  # [B, P, C], [B, P, 4]
-    return postprocess_padded(
-        scores, boxes, level_sizes(outputs[0]), image_size, score_thresh, nms_thresh, max_detections, topk_per_level
-    )
+    return postprocess_padded(scores, boxes, level_sizes(outputs[0]), image_size, config)
 
 
 class NonMaxSuppression(torch.autograd.Function):

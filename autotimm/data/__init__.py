@@ -9,7 +9,7 @@ Names are imported lazily, so ``autotimm.data.letterbox`` and friends load witho
 
 from __future__ import annotations
 
-from autotimm._lazy import lazy_getattr
+from autotimm._lazy import export_lazily
 
 _EXPORTS: dict[str, str] = {
     "Annotations": "autotimm.data.records",
@@ -30,11 +30,4 @@ _EXPORTS: dict[str, str] = {
     "validate_records": "autotimm.data.validation",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-__getattr__ = lazy_getattr(globals(), _EXPORTS)
-
-
-def __dir__() -> list[str]:
-    return __all__
+export_lazily(globals(), _EXPORTS)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from autotimm.arch.registry import get_architecture
-from autotimm.postprocess import detect_padded
+from autotimm.postprocess import PostprocessConfig, detect_padded
 
 INPUT_NAME = "images"
 E2E_OUTPUT_NAMES = ("boxes", "scores", "labels", "num_detections")
@@ -59,15 +59,10 @@ class EndToEnd(nn.Module):
     def __init__(self, model: nn.Module, score_thresh: float, nms_thresh: float, max_detections: int, topk_per_level: int = 1000) -> None:
         super().__init__()
         self.model = model
-        self.score_thresh = float(score_thresh)
-        self.nms_thresh = float(nms_thresh)
-        self.max_detections = int(max_detections)
-        self.topk_per_level = int(topk_per_level)
+        self.config = PostprocessConfig(float(score_thresh), float(nms_thresh), int(max_detections), int(topk_per_level))
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         outputs = self.model.raw_outputs(images)
         points, _ = self.model.points(outputs)  # constants in the graph: H and W are static
-        return detect_padded(
-            self.model.detection_head, outputs, points, (int(images.shape[-2]), int(images.shape[-1])),
-            self.score_thresh, self.nms_thresh, self.max_detections, self.topk_per_level,
-        )
+        image_size = (int(images.shape[-2]), int(images.shape[-1]))  # static: the point grid is baked in
+        return detect_padded(self.model.detection_head, outputs, points, image_size, self.config)

@@ -13,7 +13,7 @@ from autotimm.data.image_io import ImageLike, load_image
 from autotimm.data.letterbox import boxes_to_original, letterbox_image
 from autotimm.export.metadata import ExportMetadata
 from autotimm.ops.points import make_points
-from autotimm.postprocess import detect_padded, unpad
+from autotimm.postprocess import PostprocessConfig, detect_padded, unpad
 
 
 class OnnxDetector:
@@ -173,7 +173,8 @@ class OnnxDetector:
         n = len(self.strides)
         grouped = tuple(maps[i * n : (i + 1) * n] for i in range(len(maps) // n))  # (cls, reg, ctr/obj) per level
         points, _ = make_points([tuple(m.shape[-2:]) for m in grouped[0]], self.strides)
-        return unpad(detect_padded(self._arch(), grouped, points, self.input_size, score, nms, top, self.metadata.topk_per_level))
+        config = PostprocessConfig(score, nms, top, self.metadata.topk_per_level)
+        return unpad(detect_padded(self._arch(), grouped, points, self.input_size, config))
 
     def _arch(self) -> Any:
         """The architecture's own decoder (its ``decode`` uses no learned weights), built small once."""

@@ -10,7 +10,7 @@ Example:
 
 from __future__ import annotations
 
-from autotimm._lazy import lazy_getattr
+from autotimm._lazy import export_lazily
 
 _EXPORTS: dict[str, str] = {
     "BackbonePicker": "autotimm.widgets.backbone_picker",
@@ -22,11 +22,4 @@ _EXPORTS: dict[str, str] = {
     "search_backbones": "autotimm.widgets.catalog",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-__getattr__ = lazy_getattr(globals(), _EXPORTS)
-
-
-def __dir__() -> list[str]:
-    return __all__
+export_lazily(globals(), _EXPORTS)

@@ -12,7 +12,7 @@ from torch import nn
 
 from torchvision.ops import batched_nms
 
-from autotimm.postprocess import NonMaxSuppression, postprocess_padded, select_topk_per_level
+from autotimm.postprocess import NonMaxSuppression, PostprocessConfig, postprocess_padded, select_topk_per_level
 
 pytestmark = pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning", "ignore:.*torch.jit.script.*:FutureWarning")
 
@@ -90,7 +90,7 @@ def random_case(b: int = 2, level_sizes=(16, 4, 1), c: int = 3, size: int = 64, 
 def test_postprocess_padded_matches_the_reference(score_thresh, max_dets, topk):
     scores, boxes, sizes, hw = random_case()
     expected = reference_postprocess(scores, boxes, sizes, hw, score_thresh, 0.5, max_dets, topk)
-    out_boxes, out_scores, out_labels, num = postprocess_padded(scores, boxes, sizes, hw, score_thresh, 0.5, max_dets, topk)
+    out_boxes, out_scores, out_labels, num = postprocess_padded(scores, boxes, sizes, hw, PostprocessConfig(score_thresh, 0.5, max_dets, topk))
     assert out_boxes.shape == (2, max_dets, 4) and out_scores.shape == out_labels.shape == (2, max_dets)
     assert num.tolist() == [len(d["scores"]) for d in expected]
     for i, det in enumerate(expected):
@@ -105,7 +105,7 @@ def test_postprocess_padded_matches_the_reference(score_thresh, max_dets, topk):
 
 def test_postprocess_padded_with_nothing_above_threshold():
     scores, boxes, sizes, hw = random_case()
-    out_boxes, out_scores, out_labels, num = postprocess_padded(scores * 0.5, boxes, sizes, hw, 0.6, 0.5, 5)
+    out_boxes, out_scores, out_labels, num = postprocess_padded(scores * 0.5, boxes, sizes, hw, PostprocessConfig(0.6, 0.5, 5))
     assert num.tolist() == [0, 0]
     assert torch.equal(out_labels, torch.full((2, 5), -1)) and not out_scores.any() and not out_boxes.any()
 
@@ -116,7 +116,7 @@ class PostprocessGraph(nn.Module):
         self.sizes, self.hw, self.max_dets = sizes, hw, max_dets
 
     def forward(self, scores, boxes):
-        return postprocess_padded(scores, boxes, self.sizes, self.hw, 0.3, 0.5, self.max_dets)
+        return postprocess_padded(scores, boxes, self.sizes, self.hw, PostprocessConfig(0.3, 0.5, self.max_dets))
 
 
 def test_postprocess_padded_in_onnx_runtime_with_another_batch_size(tmp_path):
