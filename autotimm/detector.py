@@ -110,21 +110,21 @@ class ObjectDetector(PreprocessingMixin, L.LightningModule):
         self.save_hyperparameters(ignore=[k for k, v in modules.items() if isinstance(v, nn.Module)] or None)
         self.seed, self.deterministic = seed, deterministic
         self._saved_torch_flags: tuple[bool, bool, bool] | None = None
-        with _seeded(seed):  # reproducible initial weights, the global RNG left as it was
-            self.num_classes = num_classes
-            self.detection_arch = detection_arch
-            self.strides = check_strides(strides)
-            self._lr = lr
-            self.score_thresh, self.nms_thresh = score_thresh, nms_thresh
-            self.max_detections_per_image = max_detections_per_image
-            self.transform_config = transform_config
-            self.image_size: int | None = None  # set from the data module, kept in checkpoints
-            self.class_names: list[str] | None = None
-            self.label_to_category_id: dict[int, int] | None = None
+        self.num_classes = num_classes
+        self.detection_arch = detection_arch
+        self.strides = check_strides(strides)
+        self._lr = lr
+        self.score_thresh, self.nms_thresh = score_thresh, nms_thresh
+        self.max_detections_per_image = max_detections_per_image
+        self.transform_config = transform_config
+        self.image_size: int | None = None  # set from the data module, kept in checkpoints
+        self.class_names: list[str] | None = None
+        self.label_to_category_id: dict[int, int] | None = None
 
-            if _LOADING_CHECKPOINT.get():  # the checkpoint holds the weights: don't download pretrained ones
-                backbone = FeatureBackboneConfig(backbone) if isinstance(backbone, str) else backbone
-                backbone = replace(backbone, pretrained=False, weights_file=None)
+        if _LOADING_CHECKPOINT.get():  # the checkpoint holds the weights: don't download pretrained ones
+            backbone = FeatureBackboneConfig(backbone) if isinstance(backbone, str) else backbone
+            backbone = replace(backbone, pretrained=False, weights_file=None)
+        with _seeded(seed):  # reproducible initial weights, the global RNG left as it was
             self.backbone = Backbone(backbone, self.strides)
             self.fpn = FPN(self.backbone.channels, self.backbone.reductions, self.strides, fpn_channels)
             self.detection_head = build_arch(
@@ -133,22 +133,22 @@ class ObjectDetector(PreprocessingMixin, L.LightningModule):
                 focal_alpha=focal_alpha, focal_gamma=focal_gamma, regress_ranges=regress_ranges,
                 weights=LossWeights(cls=cls_loss_weight, box=reg_loss_weight, quality=centerness_loss_weight),
             )
-            cfg = self.backbone.data_config
-            mean = (transform_config.mean if transform_config and transform_config.mean else cfg["mean"])
-            std = (transform_config.std if transform_config and transform_config.std else cfg["std"])
-            self.register_buffer("pixel_mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
-            self.register_buffer("pixel_std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        cfg = self.backbone.data_config
+        mean = (transform_config.mean if transform_config and transform_config.mean else cfg["mean"])
+        std = (transform_config.std if transform_config and transform_config.std else cfg["std"])
+        self.register_buffer("pixel_mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
 
-            self.metrics = _build_metrics(metrics)
-            self.logging_config = _build_logging_config(logging_config)
-            self.freeze_backbone = freeze_backbone
-            if freeze_backbone:
-                self.backbone.requires_grad_(False)
-            self.compile_model = compile_model
-            self.compile_kwargs = dict(compile_kwargs or {})
-            self._compiled: Any = None
-            self._points_cache: dict[tuple, tuple[Tensor, Tensor]] = {}
-            self.channels_last = False
+        self.metrics = _build_metrics(metrics)
+        self.logging_config = _build_logging_config(logging_config)
+        self.freeze_backbone = freeze_backbone
+        if freeze_backbone:
+            self.backbone.requires_grad_(False)
+        self.compile_model = compile_model
+        self.compile_kwargs = dict(compile_kwargs or {})
+        self._compiled: Any = None
+        self._points_cache: dict[tuple, tuple[Tensor, Tensor]] = {}
+        self.channels_last = False
 
     @classmethod
     def load_from_checkpoint(cls, checkpoint_path: Any, *args: Any, **kwargs: Any) -> "ObjectDetector":  # type: ignore[override]
