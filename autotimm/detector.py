@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import math
 import os
+import pickle
 import warnings
 from contextlib import contextmanager
+import zipfile
 from contextvars import ContextVar
 from dataclasses import replace
 from typing import Any, Iterator, Sequence
@@ -154,11 +156,27 @@ class ObjectDetector(PreprocessingMixin, L.LightningModule):
     def load_from_checkpoint(cls, checkpoint_path: Any, *args: Any, **kwargs: Any) -> "ObjectDetector":  # type: ignore[override]
         """Lightning's ``load_from_checkpoint``, without downloading pretrained backbone weights that the
         checkpoint is about to overwrite (so it works offline)."""
+        _check_checkpoint_file(checkpoint_path)
         token = _LOADING_CHECKPOINT.set(True)
         try:
-            return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
+            model = super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
+        except (EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
+            raise _unreadable(checkpoint_path, err) from err
+        except RuntimeError as err:
+            if "PytorchStreamReader" in str(err) or "zip archive" in str(err) or "storage" in str(err).lower():
+                raise _unreadable(checkpoint_path, err) from err
+            raise
         finally:
             _LOADING_CHECKPOINT.reset(token)
+        bad = next((name for name, value in model.state_dict().items()
+                    if value.is_floating_point() and not bool(torch.isfinite(value).all())), None)
+        if bad is not None:
+            warnings.warn(
+                f"Checkpoint '{checkpoint_path}' holds non-finite weights (NaN or Inf, first: {bad}); its "
+                "predictions are meaningless (usually no boxes). Use an earlier checkpoint of the run.",
+                stacklevel=2,
+            )
+        return model
 
     # ------------------------------------------------------------------ network
     def raw_outputs(self, images: Tensor) -> RawOutputs:
@@ -512,6 +530,29 @@ def to_original_frame(dets: list[dict[str, Tensor]], targets: Sequence[dict[str,
         gt["boxes"] = boxes_to_original(tgt["boxes"].float(), lb, size)
         gts.append(gt)
     return preds, gts
+
+
+def _unreadable(path: Any, err: BaseException) -> ValueError:
+    return ValueError(
+        f"'{path}' is not a readable autotimm checkpoint ({type(err).__name__}: {str(err)[:200]}). The file may be "
+        "truncated (an interrupted copy or a full disk) or not a checkpoint at all; use another checkpoint of "
+        "the run, e.g. <run>/checkpoints/last.ckpt or best-*.ckpt."
+    )
+
+
+def _check_checkpoint_file(path: Any) -> None:
+    """Fail with the file's name on a missing, empty or non-zip local file before torch reads it."""
+    if not isinstance(path, (str, os.PathLike)) or "://" in str(path):
+        return
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Checkpoint not found: '{path}'. Checkpoints are in <run folder>/checkpoints/.")
+    if os.path.getsize(path) == 0:
+        raise _unreadable(path, EOFError("the file is empty (0 bytes)"))
+    if not zipfile.is_zipfile(path):
+        with open(path, "rb") as f:
+            legacy = f.read(2) == b"\x80\x02"  # torch's pre-1.6 (non-zip) format starts with a pickle header
+        if not legacy:
+            raise _unreadable(path, ValueError("no zip archive: truncated, or not written by torch.save"))
 
 
 def _build_metrics(metrics: Any) -> Any:

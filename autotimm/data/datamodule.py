@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader
 from autotimm.data.dataset import DIFFICULT_POLICIES, DetectionDataset, DifficultPolicy, collate_detection
 from autotimm.data.readers import FORMATS, AnnotationFormat, read_annotations
 from autotimm.data.records import Annotations
+from autotimm.data.sampler import EpochShuffleSampler
 from autotimm.data.transforms import Augment, resolve_augment
 from autotimm.data.validation import ImageCheck, validate_records
 from autotimm.utils.validation import options_text
@@ -63,6 +64,9 @@ class DetectionDataModule(L.LightningDataModule):
         drop_last: drop the last incomplete training batch.
         reader_options: extra reader arguments, e.g. ``{"annotations_dir": ..., "one_based": True}``
             for VOC (see ``autotimm.data.readers.read_voc``).
+        shuffle_seed: seed of the training order, which depends only on (seed, epoch) so that a
+            resumed run sees the images in the same order as an uninterrupted one. Default: the
+            ``seed_everything`` seed when one is set, else a random one; kept in checkpoints.
 
     Example:
         >>> dm = DetectionDataModule(train="data/shapes/train.json", val="data/shapes/val.json",
@@ -94,6 +98,7 @@ class DetectionDataModule(L.LightningDataModule):
         prefetch_factor: int | None = None,
         drop_last: bool = False,
         reader_options: Mapping[str, Any] | None = None,
+        shuffle_seed: int | None = None,
     ) -> None:
         super().__init__()
         if format not in FORMATS:
@@ -140,6 +145,9 @@ class DetectionDataModule(L.LightningDataModule):
         self.prefetch_factor = prefetch_factor
         self.drop_last = drop_last
         self.reader_options = dict(reader_options or {})
+        if shuffle_seed is not None and (isinstance(shuffle_seed, bool) or not isinstance(shuffle_seed, int)):
+            raise ValueError(f"shuffle_seed must be an int or None; got {shuffle_seed!r}.")
+        self.shuffle_seed = shuffle_seed
         self._given_class_names = list(class_names) if class_names is not None else None
         self._annotations: dict[str, Annotations] = {}
         self.train_dataset: DetectionDataset | None = None
@@ -248,10 +256,12 @@ class DetectionDataModule(L.LightningDataModule):
             from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 
             sampler = UnrepeatedDistributedSampler(dataset, shuffle=False)
+        if train:
+            sampler = EpochShuffleSampler(dataset, self._resolve_shuffle_seed)
         return DataLoader(
             dataset,
             batch_size=self.batch_size if train else self.val_batch_size,
-            shuffle=train,
+            shuffle=False,
             sampler=sampler,
             drop_last=train and self.drop_last,
             num_workers=workers,
@@ -260,6 +270,21 @@ class DetectionDataModule(L.LightningDataModule):
             persistent_workers=self.persistent_workers and workers > 0,
             prefetch_factor=self.prefetch_factor if workers > 0 else None,
         )
+
+    def _resolve_shuffle_seed(self) -> int:
+        """The training-order seed, fixed at the first training epoch (see ``shuffle_seed``)."""
+        if self.shuffle_seed is None:
+            env = os.environ.get("PL_GLOBAL_SEED")
+            self.shuffle_seed = int(env) if env is not None else int(torch.randint(0, 2**31 - 1, ()).item())
+        return self.shuffle_seed
+
+    def state_dict(self) -> dict[str, Any]:
+        """Kept in checkpoints: the training-order seed, so a resume continues the same order."""
+        return {"shuffle_seed": self.shuffle_seed} if self.shuffle_seed is not None else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if state_dict.get("shuffle_seed") is not None:
+            self.shuffle_seed = int(state_dict["shuffle_seed"])
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_dataset, "train", train=True)

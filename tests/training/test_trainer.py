@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fsspec.implementations.local as fs_local
 import pytest
 import torch
 
@@ -76,19 +75,22 @@ def test_nan_loss_names_step_and_images_and_keeps_last_checkpoint(tiny_data, tmp
 
 
 def test_interrupted_checkpoint_write_keeps_previous_file(tiny_data, tmp_path, monkeypatch):
+    import autotimm.callbacks.checkpoint as checkpoint_module
+
     model = tiny_model()
     trainer = AutoTrainer(max_epochs=1, default_root_dir=tmp_path, precision="32-true", **quiet())
     trainer.fit(model, datamodule=tiny_data)
     last = tmp_path / "checkpoints" / "last.ckpt"
     before = last.read_bytes()
 
-    def crash(self):  # the process dies after writing the temporary file, before moving it into place
+    def crash(src, dst):  # the process dies after writing the temporary file, before moving it into place
         raise KeyboardInterrupt("simulated crash during checkpoint write")
 
-    monkeypatch.setattr(fs_local.LocalFileOpener, "commit", crash)
+    monkeypatch.setattr(checkpoint_module.os, "replace", crash)
     with pytest.raises(KeyboardInterrupt):
         trainer.save_checkpoint(last)
     assert last.read_bytes() == before
+    assert sorted(p.name for p in last.parent.iterdir() if p.name.endswith(".tmp")) == []  # temp file removed
 
 
 def test_bad_trainer_arguments():
