@@ -162,6 +162,10 @@ class ObjectDetector(PreprocessingMixin, L.LightningModule):
             model = super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
         except (EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
             raise _unreadable(checkpoint_path, err) from err
+        except KeyError as err:  # a torch file without a checkpoint's keys, e.g. a bare state_dict
+            if err.args and err.args[0] in ("pytorch-lightning_version", "state_dict", "hyper_parameters"):
+                raise _unreadable(checkpoint_path, KeyError(f"no {err.args[0]!r}: a torch file but not a checkpoint")) from err
+            raise
         except RuntimeError as err:
             if "PytorchStreamReader" in str(err) or "zip archive" in str(err) or "storage" in str(err).lower():
                 raise _unreadable(checkpoint_path, err) from err

@@ -46,7 +46,16 @@ class OnnxDetector:
         if not path.is_file():
             raise FileNotFoundError(f"ONNX file not found: '{path}'. Export one with model.to_onnx('{path.name}').")
         self.path = str(path)
-        self.session = ort.InferenceSession(self.path, sess_options=session_options, providers=list(providers or ["CPUExecutionProvider"]))
+        try:
+            self.session = ort.InferenceSession(self.path, sess_options=session_options, providers=list(providers or ["CPUExecutionProvider"]))
+        except Exception as err:  # onnxruntime's own exception types (InvalidProtobuf, InvalidArgument, Fail)
+            if path.stat().st_size == 0 or "Load model from" in str(err) or "Protobuf" in str(err):
+                raise ValueError(
+                    f"'{path}' is not a readable ONNX file ({type(err).__name__}: {str(err)[:200]}). It may be "
+                    "truncated (an interrupted copy or a full disk) or not an ONNX model; export it again with "
+                    f"model.to_onnx('{path.name}')."
+                ) from err
+            raise
         props = dict(self.session.get_modelmeta().custom_metadata_map)
         self.metadata = ExportMetadata.from_props(props, source=f"'{path}'")
         meta = self.metadata
