@@ -52,6 +52,7 @@ def set_predictions(
     class_names: Sequence[str],
     field: str = "predictions",
     progress: bool | None = None,
+    overwrite: bool = False,
 ) -> None:
     """Store ready-made detections (one dict per sample, in the collection's order).
 
@@ -60,8 +61,11 @@ def set_predictions(
         detections: one dict per sample: ``boxes`` [N, 4] x1y1x2y2 in ORIGINAL-frame pixels,
             ``labels`` int [N], ``scores`` [N].
         class_names: K names; label ``k`` is ``class_names[k]``.
-        field: the field to write (created when missing, replaced where it exists).
+        field: the field to write; created when missing.
+        overwrite: replace an existing ``field`` (its labels, tags and edits) and delete the
+            evaluations that used it; False (default) refuses with an error.
     """
+    _refuse_existing(samples, field, overwrite)
     ids, paths, widths, heights = _sample_table(samples, progress)
     if len(detections) != len(ids):
         raise ValueError(
@@ -72,7 +76,7 @@ def set_predictions(
         sid: to_fiftyone_detections(det, class_names, w, h, path)
         for sid, det, path, w, h in zip(ids, detections, paths, widths, heights, strict=True)
     }
-    dataset = _prepare_field(samples, field, class_names)
+    dataset = _prepare_field(samples, field, class_names, overwrite)
     dataset.set_values(field, values, key_field="id")
 
 
@@ -88,6 +92,7 @@ def add_predictions(
     class_names: Sequence[str] | None = None,
     gt_field: str = "ground_truth",
     progress: bool | None = None,
+    overwrite: bool = False,
 ) -> None:
     """Run ``model.predict`` on the samples' image files and store the detections in ``field``.
 
@@ -95,13 +100,16 @@ def add_predictions(
         samples: a FiftyOne dataset or view (only its samples are predicted).
         model: an ``ObjectDetector``, an ``OnnxDetector`` or any object with ``predict`` and
             ``class_names`` (see module docstring).
-        field: prediction field; replaced where it exists. Must differ from ``gt_field``.
+        field: prediction field; must differ from ``gt_field``. An existing field is refused unless
+            ``overwrite=True`` (which replaces its labels, tags and edits and deletes the evaluations
+            that used it).
         batch_size: images per forward pass.
         image_size, score_thresh, nms_thresh, max_detections: passed to ``model.predict`` when
             given (None keeps the model's own settings).
         class_names: overrides ``model.class_names`` and the dataset's class list.
         gt_field: ground-truth field whose class list is the fallback for the class names.
         progress: show a progress bar (None: FiftyOne's default setting).
+        overwrite: see ``field``.
 
     Boxes are in ORIGINAL-frame pixels from ``predict`` and stored relative to each image's size;
     scores become ``confidence``.
@@ -126,7 +134,8 @@ def add_predictions(
                               max_detections=max_detections).items() if v is not None
     }
     _check_options(model, options)
-    dataset = _prepare_field(samples, field, names)
+    _refuse_existing(samples, field, overwrite)
+    dataset = _prepare_field(samples, field, names, overwrite)
     ids, paths, widths, heights = _sample_table(samples, progress)
     values: dict[str, Any] = {}
     with fo.core.utils.ProgressBar(total=len(ids), progress=progress) as bar:
@@ -166,13 +175,44 @@ def _sample_table(samples: Any, progress: bool | None) -> tuple[list, list, list
     return samples.values(["id", "filepath", "metadata.width", "metadata.height"])
 
 
-def _prepare_field(samples: Any, field: str, class_names: Sequence[str]) -> Any:
-    """Create the Detections field (or check the existing one) and record its class list; returns
-    the root dataset."""
+def evaluations_of_field(dataset: Any, field: str) -> list[str]:
+    """Keys of the dataset's evaluations whose predictions (or ground truth) are ``field``."""
+    keys = []
+    for key in dataset.list_evaluations():
+        config = dataset.get_evaluation_info(key).config
+        if field in (getattr(config, "pred_field", None), getattr(config, "gt_field", None)):
+            keys.append(key)
+    return keys
+
+
+def _refuse_existing(samples: Any, field: str, overwrite: bool) -> None:
+    """Fail before predicting when ``field`` exists and ``overwrite`` is False (nothing is lost silently)."""
+    dataset = root_dataset(samples)
+    if not dataset.has_sample_field(field):
+        return
+    check_detections_field(dataset, field, "field")
+    if overwrite:
+        return
+    labelled = dataset.exists(field).count()
+    evals = evaluations_of_field(dataset, field)
+    raise ValueError(
+        f"field={field!r} already exists in dataset '{dataset.name}' ({labelled} samples have labels there); "
+        "writing would replace those labels with their tags and edits"
+        + (f" and leave the evaluations {evals} stale" if evals else "")
+        + f". Pass overwrite=True to replace it (and delete the evaluations that used it), or write to a new "
+        f"field, e.g. field='{field}_2'."
+    )
+
+
+def _prepare_field(samples: Any, field: str, class_names: Sequence[str], overwrite: bool = False) -> Any:
+    """Create the Detections field (or check the existing one and delete the evaluations that used it:
+    the caller refused it unless ``overwrite``) and record its class list; returns the root dataset."""
     fo = require_fiftyone()
     dataset = root_dataset(samples)
     if dataset.has_sample_field(field):
         check_detections_field(dataset, field, "field")
+        for key in evaluations_of_field(dataset, field):
+            dataset.delete_evaluation(key)  # its eval_* fields describe labels that are about to change
     else:
         dataset.add_sample_field(field, fo.EmbeddedDocumentField, embedded_doc_type=fo.Detections)
     dataset.classes = {**dataset.classes, field: list(class_names)}
