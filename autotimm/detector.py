@@ -454,6 +454,8 @@ class ObjectDetector(PreprocessingMixin, L.LightningModule):
             return
         values = self.metrics.compute(stage)
         for name, value in values.items():
+            if value.numel() == 1 and float(value) == -1.0:  # COCOeval's "undefined" (no boxes): not a score
+                value = torch.full_like(value, float("nan"), dtype=torch.float32)
             self.log(name, value, **self.metrics.log_kwargs(name), sync_dist=False)
         self.metrics.reset(stage)
 

@@ -217,11 +217,18 @@ class DetectionCheckpoint(ModelCheckpoint):
         return not (bool(trainer.fast_dev_run) or trainer.state.fn != TrainerFn.FITTING or trainer.sanity_checking)
 
     def _check_metrics(self, trainer: L.Trainer) -> None:
-        names = [n for n in dict.fromkeys((self.monitor, "val/loss")) if n]
-        for name in names:
-            value = trainer.callback_metrics.get(name)
-            if value is not None and not math.isfinite(float(value)):
-                raise FloatingPointError(self._non_finite_message(trainer, f"{name} = {float(value)}"))
+        metrics = trainer.callback_metrics
+        loss = metrics.get("val/loss")
+        loss_finite = loss is None or math.isfinite(float(loss))
+        for name in [n for n in dict.fromkeys(("val/loss", self.monitor)) if n]:
+            value = metrics.get(name)
+            if value is None or math.isfinite(float(value)):
+                continue
+            # A NaN metric beside a finite loss is an undefined one (mAP of a split without boxes), not a
+            # diverged model; Lightning ranks it last.
+            if name != "val/loss" and math.isnan(float(value)) and loss_finite and loss is not None:
+                continue
+            raise FloatingPointError(self._non_finite_message(trainer, f"{name} = {float(value)}"))
 
     def _non_finite_message(self, trainer: L.Trainer, what: str) -> str:
         good = [p for p in (self.last_model_path, self.best_model_path) if p and os.path.isfile(p)]

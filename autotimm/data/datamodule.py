@@ -7,6 +7,7 @@ list of B target dicts in the INPUT frame (see :mod:`autotimm.data.dataset`).
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence, get_args
 
@@ -240,6 +241,16 @@ class DetectionDataModule(L.LightningDataModule):
         records = validate_records(ann.records, self.strict, self.image_check, str(self.sources[split]))
         if not records:
             raise ValueError(f"{self.sources[split]}: no usable images are left in the {split} split.")
+        if not any(r.num_boxes for r in records):
+            message = (
+                f"{self.sources[split]}: the {split} split has {len(records)} images but not one box "
+                f"(format={self.format!r}). Check that the annotations belong to these images (file names, "
+                "image ids, the labels folder) and the format."
+            )
+            if split == "train":
+                raise ValueError(message + " A detector cannot learn from images without boxes.")
+            warnings.warn(message + " Its mAP is undefined (logged as NaN), so checkpoints cannot be chosen by it.",
+                          stacklevel=2)
         augment = self.augment if split == "train" else "none"
         return DetectionDataset(records, ann.class_names, self.image_size, augment, self.difficult)
 

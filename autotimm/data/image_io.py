@@ -28,14 +28,34 @@ def read_pil(path: str | os.PathLike) -> Image.Image:
             im.load()
             im = ImageOps.exif_transpose(im)
             return pil_to_rgb(im)
+    except Image.DecompressionBombError as err:
+        raise _too_large(path, err) from err
     except (OSError, SyntaxError, ValueError) as err:
         raise ValueError(f"Cannot decode image '{path}': {err}") from err
 
 
+def _too_large(path: Path, err: Exception) -> ValueError:
+    return ValueError(
+        f"Image '{path}' is larger than PIL's safety limit PIL.Image.MAX_IMAGE_PIXELS = {Image.MAX_IMAGE_PIXELS} "
+        f"pixels ({err}). If you trust the file, raise the limit (e.g. PIL.Image.MAX_IMAGE_PIXELS = None) before "
+        "loading it, or cut the image into tiles; a detector sees it letterboxed to image_size anyway."
+    )
+
+
 def pil_to_rgb(im: Image.Image) -> Image.Image:
-    """Convert any PIL mode to RGB; transparent pixels become white instead of black noise."""
+    """Convert any PIL mode to RGB; transparent pixels become white instead of black noise.
+
+    16-bit greyscale (modes ``I;16*``, and ``I`` holding values above 255, as 16-bit PNGs of
+    scientific and medical images open) is scaled to 8 bits (``x / 257``); PIL's own conversion
+    clips it to 255, i.e. an all-white image.
+    """
     if im.mode == "RGB":
         return im
+    if im.mode.startswith("I;16") or im.mode == "I":
+        values = np.asarray(im).astype(np.float64)  # [H, W]
+        if im.mode.startswith("I;16") or (values.size and values.max() > 255):
+            values = values / 257.0
+        return Image.fromarray(np.clip(values.round(), 0, 255).astype(np.uint8), mode="L").convert("RGB")
     if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
         im = im.convert("RGBA")
         background = Image.new("RGBA", im.size, (255, 255, 255, 255))
@@ -113,6 +133,8 @@ def read_image_size(path: str | os.PathLike) -> tuple[int, int]:
         with Image.open(path) as im:
             width, height = im.size
             orientation = im.getexif().get(_EXIF_ORIENTATION, 1)
+    except Image.DecompressionBombError as err:
+        raise _too_large(path, err) from err
     except (OSError, SyntaxError, ValueError) as err:
         raise ValueError(f"Cannot read the header of image '{path}': {err}") from err
     return (height, width) if orientation in _TRANSPOSED else (width, height)

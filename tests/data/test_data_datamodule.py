@@ -70,7 +70,8 @@ def test_val_with_other_categories_is_rejected(coco_factory):
 
 def test_images_dir_per_split(coco_factory, tmp_path, image_writer):
     images = [{"id": 1, "file_name": "x.jpg", "width": 64, "height": 48}]
-    train = coco_factory(images=images, annotations=[], write_images=False, name="t.json")
+    box = [{"id": 1, "image_id": 1, "category_id": 7, "bbox": [1, 1, 10, 10]}]  # a train split needs a box
+    train = coco_factory(images=images, annotations=box, write_images=False, name="t.json")
     image_writer(tmp_path / "train_imgs/x.jpg")
     image_writer(tmp_path / "val_imgs/x.jpg", colour=(1, 2, 3))
     dm = DetectionDataModule(train=train, val=train, num_workers=0,

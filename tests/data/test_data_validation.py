@@ -60,7 +60,8 @@ def test_strict_raises(bad_images):
 
 def test_datamodule_skips_bad_images_at_setup(coco_factory, tmp_path):
     images = [{"id": i, "file_name": f"img/{n}.jpg", "width": 96, "height": 64} for i, n in enumerate(["good", "truncated"])]
-    ann = coco_factory(images=images, annotations=[], categories=[{"id": 1, "name": "x"}], write_images=False)
+    boxes = [{"id": i + 1, "image_id": i, "category_id": 1, "bbox": [1, 1, 20, 20]} for i in range(2)]  # train needs boxes
+    ann = coco_factory(images=images, annotations=boxes, categories=[{"id": 1, "name": "x"}], write_images=False)
     (tmp_path / "img").mkdir()
     noisy_jpeg(tmp_path / "img/good.jpg")
     data = noisy_jpeg(tmp_path / "img/truncated.jpg").read_bytes()

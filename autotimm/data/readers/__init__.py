@@ -15,6 +15,30 @@ AnnotationFormat = Literal["coco", "voc", "yolo", "csv"]
 FORMATS: tuple[str, ...] = get_args(AnnotationFormat)
 
 
+_DESCRIPTIONS = {
+    "coco": "a COCO json (a .json file)",
+    "yolo": "a YOLO data.yaml",
+    "voc": "Pascal VOC (xml annotations)",
+}
+
+
+def guess_format(source: str | Path) -> str | None:
+    """The format a source unmistakably has from its name or content, else None.
+
+    ``.json`` -> "coco", ``.yaml``/``.yml`` -> "yolo", an ``.xml`` file or a folder of ``.xml`` files ->
+    "voc". Lists of files (``.txt``) and tables (``.csv``) are left to the readers.
+    """
+    path = Path(source)
+    suffix = path.suffix.lower()
+    if path.is_file() and suffix == ".json":
+        return "coco"
+    if path.is_file() and suffix in (".yaml", ".yml"):
+        return "yolo"
+    if (path.is_file() and suffix == ".xml") or (path.is_dir() and next(path.glob("*.xml"), None) is not None):
+        return "voc"
+    return None
+
+
 def read_annotations(
     format: AnnotationFormat,
     source: str | Path,
@@ -45,6 +69,12 @@ def read_annotations(
         raise ValueError(
             f"Reader options {unknown} do not apply to format {format!r}; it accepts {sorted(allowed) or 'none'}."
         )
+    guessed = guess_format(source)
+    if guessed is not None and guessed != format:
+        raise ValueError(
+            f"format={format!r} but '{source}' looks like {_DESCRIPTIONS[guessed]}; pass format={guessed!r} "
+            f"(e.g. DetectionDataModule(..., format={guessed!r}))."
+        )
     if format == "coco":
         ann = read_coco(source, images_dir, min_size)
     elif format == "voc":
@@ -63,5 +93,5 @@ def read_annotations(
 
 __all__ = [
     "FORMATS", "AnnotationFormat", "Annotations",
-    "read_annotations", "read_coco", "read_csv", "read_voc", "read_yolo",
+    "guess_format", "read_annotations", "read_coco", "read_csv", "read_voc", "read_yolo",
 ]

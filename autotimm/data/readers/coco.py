@@ -9,7 +9,8 @@ annotations are kept as ignore regions (``iscrowd``), images without annotations
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+import warnings
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,29 @@ def _load_json(path: Path) -> dict[str, Any]:
     if not data.get("categories"):
         raise ValueError(f"{path}: the 'categories' list is missing or empty; COCO files must list them.")
     return data
+
+
+def _warn_duplicates(ann_file: Path, annotations: list[dict[str, Any]], per_image: dict[int, list[dict[str, Any]]]) -> None:
+    """One warning for repeated annotation ids and one for the same box given twice in an image."""
+    counts = Counter(a["id"] for a in annotations if "id" in a)
+    repeated = sorted((i for i, n in counts.items() if n > 1), key=str)
+    if repeated:
+        warnings.warn(f"{ann_file}: annotation ids are repeated: {repeated[:10]}"
+                      + (f" (+{len(repeated) - 10} more)" if len(repeated) > 10 else "")
+                      + "; tools that look annotations up by id will mix them up.", stacklevel=3)
+    twice = []
+    for image_id, anns in per_image.items():
+        first_of: dict[tuple, Any] = {}
+        for a in anns:
+            key = (int(a["category_id"]), *map(float, a["bbox"]))
+            if key in first_of:
+                twice.append(f"image_id {image_id}: ids {first_of[key]!r} and {a.get('id')!r}")
+            else:
+                first_of[key] = a.get("id")
+    if twice:
+        warnings.warn(f"{ann_file}: {len(twice)} box(es) appear twice in the same image with the same class "
+                      f"({'; '.join(twice[:5])}{' ...' if len(twice) > 5 else ''}); a duplicate counts as a false "
+                      "negative in mAP when predicted once. Remove the copies.", stacklevel=3)
 
 
 def read_coco(
@@ -89,9 +113,16 @@ def read_coco(
                 f"{ann_file}: {entry} refers to image_id {ann.get('image_id')!r}, which is not in "
                 "'images'."
             )
-        if len(ann.get("bbox", ())) != 4:
-            raise ValueError(f"{ann_file}: {entry} has bbox {ann.get('bbox')!r}; expected [x, y, w, h].")
+        bbox = ann.get("bbox")
+        if not isinstance(bbox, (list, tuple)) or len(bbox) != 4:
+            raise ValueError(f"{ann_file}: {entry} has bbox {bbox!r}; expected [x, y, w, h].")
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox):
+            raise ValueError(
+                f"{ann_file}: {entry} (image_id {ann.get('image_id')!r}) has bbox {bbox!r} with non-numeric "
+                "coordinates; COCO boxes are [x, y, w, h] as numbers in pixels (not strings, not null)."
+            )
         per_image[int(ann["image_id"])].append(ann)
+    _warn_duplicates(ann_file, data.get("annotations", []), per_image)
 
     roots = [Path(images_dir)] if images_dir is not None else [ann_file.parent]
     cleaner = BoxCleaner(ann_file, min_size)

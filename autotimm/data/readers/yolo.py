@@ -11,6 +11,7 @@ bounding box, as in Ultralytics). An image without a label file is a background 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -124,15 +125,25 @@ def read_yolo(data_yaml: str | Path, split: str = "train", min_size: float = 1.0
         raise ValueError(f"{yaml_file}: split '{split}' lists {len(missing)} missing image file(s): {listing(missing)}.")
 
     cleaner = BoxCleaner(yaml_file, min_size)
-    records = []
+    records, in_pixels = [], []
     for image_id, image in enumerate(images):
         width, height = read_image_size(image)
         label_file = label_path(image)
         labels, cxcywh = _read_labels(label_file, len(class_names))
+        if len(cxcywh) and (cxcywh > 1).all():  # every coordinate > 1: pixels, not fractions of the image
+            in_pixels.append(str(label_file))
         scale = np.array([width, height, width, height], np.float64)
         cxcywh = cxcywh * scale  # [N, 4] pixels
         boxes = np.concatenate([cxcywh[:, :2] - cxcywh[:, 2:] / 2, cxcywh[:, :2] + cxcywh[:, 2:] / 2], 1)
         entries = [f"{label_file.name} box #{k}" for k in range(len(labels))]
         records.append(make_record(cleaner, image, width, height, boxes, labels, entries, image_id))
+    if in_pixels:
+        warnings.warn(
+            f"{yaml_file}: the labels of {len(in_pixels)} file(s) look unnormalised (every coordinate > 1, i.e. "
+            f"pixels): {listing(in_pixels)}. YOLO labels are 'class cx cy w h' divided by the image width and "
+            "height (0..1); their boxes fall outside the image and are dropped below. Divide the coordinates by "
+            "the image size, or export the labels as COCO/VOC/CSV (pixels) instead.",
+            stacklevel=2,
+        )
     cleaner.report()
     return Annotations(records, class_names, list(range(1, len(class_names) + 1)))
