@@ -267,13 +267,13 @@ class DetectionDataModule(L.LightningDataModule):
             from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 
             sampler = UnrepeatedDistributedSampler(dataset, shuffle=False)
-        if train:
-            sampler = EpochShuffleSampler(dataset, self._resolve_shuffle_seed)
+        # Training shuffles through the sampler. No `shuffle=` argument then: Lightning reads a given
+        # `shuffle=False` as "not shuffled" and would not shuffle its DistributedSampler in DDP.
+        order = {"sampler": EpochShuffleSampler(dataset, self._resolve_shuffle_seed)} if train else {"shuffle": False, "sampler": sampler}
         return DataLoader(
             dataset,
             batch_size=self.batch_size if train else self.val_batch_size,
-            shuffle=False,
-            sampler=sampler,
+            **order,
             drop_last=train and self.drop_last,
             num_workers=workers,
             collate_fn=collate_detection,
