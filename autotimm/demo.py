@@ -100,6 +100,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     trainer = AutoTrainer(max_epochs=args.epochs, default_root_dir=str(out), live_plot=_has_live_plot(), log_every_n_steps=5)
     trainer.fit(model, datamodule=data)
+    out = trainer.run_dir  # runs/demo2, ... when runs/demo holds an earlier run
     best = trainer.best_model_path
     model = ObjectDetector.load_from_checkpoint(best)
     metrics = AutoTrainer(default_root_dir=str(out / "eval"), logger=False, enable_checkpointing=False, monitor=None,

@@ -234,7 +234,8 @@ class AutoTrainer(L.Trainer):
         resume_from: Path | None = None
         if ckpt_path in ("last", RESUME_IF_PRESENT) and checkpoint is not None:
             base = self._run_dir  # the folder of this trainer's last fit, else default_root_dir
-            ckpt_dir = Path(checkpoint.dirpath) if not self._own_checkpoint_dir else base / "checkpoints"
+            ours = isinstance(checkpoint, DetectionCheckpoint) and self._own_checkpoint_dir
+            ckpt_dir = Path(checkpoint.dirpath) if checkpoint.dirpath and not ours else base / "checkpoints"
             try:
                 resume_from = find_last(ckpt_dir, base)
             except FileNotFoundError:
