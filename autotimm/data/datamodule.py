@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 from autotimm.data.dataset import DIFFICULT_POLICIES, DetectionDataset, DifficultPolicy, collate_detection
 from autotimm.data.readers import FORMATS, AnnotationFormat, read_annotations
 from autotimm.data.records import Annotations
-from autotimm.data.sampler import EpochShuffleSampler
+from autotimm.data.sampler import EpochShuffleSampler, ResumableLoader
 from autotimm.data.transforms import Augment, resolve_augment
 from autotimm.data.validation import ImageCheck, validate_records
 from autotimm.utils.validation import options_text
@@ -149,6 +149,8 @@ class DetectionDataModule(L.LightningDataModule):
         if shuffle_seed is not None and (isinstance(shuffle_seed, bool) or not isinstance(shuffle_seed, int)):
             raise ValueError(f"shuffle_seed must be an int or None; got {shuffle_seed!r}.")
         self.shuffle_seed = shuffle_seed
+        self._train_sampler: EpochShuffleSampler | None = None
+        self._resume_at: tuple[int, int] | None = None
         self._given_class_names = list(class_names) if class_names is not None else None
         self._annotations: dict[str, Annotations] = {}
         self.train_dataset: DetectionDataset | None = None
@@ -270,7 +272,7 @@ class DetectionDataModule(L.LightningDataModule):
         # Training shuffles through the sampler. No `shuffle=` argument then: Lightning reads a given
         # `shuffle=False` as "not shuffled" and would not shuffle its DistributedSampler in DDP.
         order = {"sampler": EpochShuffleSampler(dataset, self._resolve_shuffle_seed)} if train else {"shuffle": False, "sampler": sampler}
-        return DataLoader(
+        loader = (ResumableLoader if train else DataLoader)(
             dataset,
             batch_size=self.batch_size if train else self.val_batch_size,
             **order,
@@ -281,6 +283,19 @@ class DetectionDataModule(L.LightningDataModule):
             persistent_workers=self.persistent_workers and workers > 0,
             prefetch_factor=self.prefetch_factor if workers > 0 else None,
         )
+        if train:
+            loader.batches_done = self._batches_done
+            self._train_sampler = order["sampler"]
+            if self._resume_at is not None:
+                self._train_sampler.resume_at, self._resume_at = self._resume_at, None
+        return loader
+
+    def _batches_done(self) -> int:
+        """Training batches completed in the current epoch (Lightning's progress counter), for a resume."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return 0
+        return int(trainer.fit_loop.epoch_loop.batch_progress.current.completed)
 
     def _resolve_shuffle_seed(self) -> int:
         """The training-order seed, fixed at the first training epoch (see ``shuffle_seed``)."""
@@ -290,12 +305,27 @@ class DetectionDataModule(L.LightningDataModule):
         return self.shuffle_seed
 
     def state_dict(self) -> dict[str, Any]:
-        """Kept in checkpoints: the training-order seed, so a resume continues the same order."""
-        return {"shuffle_seed": self.shuffle_seed} if self.shuffle_seed is not None else {}
+        """Kept in checkpoints: the training-order seed and the position in the current epoch, so a
+        resume continues the same order from the next unseen batch."""
+        if self.shuffle_seed is None:
+            return {}
+        state: dict[str, Any] = {"shuffle_seed": self.shuffle_seed}
+        if self._train_sampler is not None:
+            state["train_position"] = {"epoch": self._train_sampler.epoch, "batches": self._batches_done()}
+        return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if state_dict.get("shuffle_seed") is not None:
             self.shuffle_seed = int(state_dict["shuffle_seed"])
+        position = state_dict.get("train_position")
+        if position:
+            # Lightning may have built the loader already (to count steps); the sampler reads this at
+            # its next epoch start and skips the batches done only when that epoch is the saved one.
+            resume = (int(position["epoch"]), int(position["batches"]) * self.batch_size)
+            if self._train_sampler is not None:
+                self._train_sampler.resume_at = resume
+            else:
+                self._resume_at = resume
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_dataset, "train", train=True)

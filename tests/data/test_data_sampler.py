@@ -33,3 +33,21 @@ def test_datamodule_keeps_its_seed_in_checkpoints(coco_factory):
     again.load_state_dict(state)
     again.setup("fit")
     assert list(again.train_dataloader().sampler) == first
+
+
+def test_a_mid_epoch_position_skips_the_batches_done_in_that_epoch_only(coco_factory):
+    from autotimm.data import DetectionDataModule
+
+    def fresh():
+        dm = DetectionDataModule(train=coco_factory(), image_size=64, num_workers=0, batch_size=1, shuffle_seed=5)
+        dm.setup("fit")
+        return dm
+
+    full = list(fresh().train_dataloader().sampler)  # epoch 0: 3 images
+    dm = fresh()
+    loader = dm.train_dataloader()
+    dm.load_state_dict({"shuffle_seed": 5, "train_position": {"epoch": 0, "batches": 2}})
+    assert list(loader.sampler) == full[2:]  # the rest of the interrupted epoch
+    assert list(loader.sampler) == full  # the next pass is whole again
+    loader.sampler.resume_at = (7, 2)  # a position from another epoch is ignored
+    assert list(loader.sampler) == full

@@ -85,7 +85,8 @@ def test_last_ckpt_holds_every_epoch_when_the_metric_stays_flat(tiny_data, tmp_p
     assert resumed.global_step == 9  # one more epoch, not a repeated one
 
 
-def test_resume_equals_an_uninterrupted_run(tiny_data, tiny_shapes, tmp_path):
+@pytest.mark.parametrize("stop", ["epoch_end", "ctrl_c_mid_epoch"])
+def test_resume_equals_an_uninterrupted_run(tiny_shapes, tmp_path, stop):
     from autotimm import DetectionDataModule
 
     def data():
@@ -96,9 +97,10 @@ def test_resume_equals_an_uninterrupted_run(tiny_data, tiny_shapes, tmp_path):
     whole = _trainer(tmp_path / "whole", **common)
     whole.fit(tiny_model(seed=0), datamodule=data())
 
-    first = _trainer(tmp_path / "halves", callbacks=[_StopAfterEpoch(1)], **common)
+    halt = _StopAfterEpoch(1) if stop == "epoch_end" else _InterruptAt(step=4)  # step 4: epoch 1, batch 1
+    first = _trainer(tmp_path / "halves", callbacks=[halt], **common)
     first.fit(tiny_model(seed=0), datamodule=data())
-    assert first.current_epoch == 1 and first.global_step == 3
+    assert first.global_step == (3 if stop == "epoch_end" else 4)
     second = _trainer(tmp_path / "halves", **common)
     second.fit(tiny_model(seed=3), datamodule=data(), ckpt_path="last")  # other init: all state must come back
 
