@@ -124,7 +124,11 @@ class LivePlot(Callback):
         elif self._notebook or self.render_to is not None:
             self._file = None
         else:
-            self._file = Path(trainer.log_dir or trainer.default_root_dir) / DEFAULT_FILENAME
+            folder = trainer.log_dir or trainer.default_root_dir
+            run_dir = getattr(trainer, "run_dir", None)  # AutoTrainer's numbered run folder
+            if trainer.logger is None and run_dir is not None:
+                folder = run_dir
+            self._file = Path(folder) / DEFAULT_FILENAME
         self._handle = None  # a new fit (a new cell) gets its own output
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
