@@ -294,5 +294,5 @@ class DetectionCheckpoint(ModelCheckpoint):
 
 
 def _kept_line(kept: str | None, reason: str) -> str:
-    where = f"'{kept}' (the last completed epoch) is kept" if kept else "no checkpoint exists yet"
+    where = f"the previous '{kept}' is kept" if kept else "no checkpoint exists yet"
     return f"Interrupted ({reason}); {where}."
