@@ -151,6 +151,7 @@ class DetectionCheckpoint(ModelCheckpoint):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
         self.interrupt_message = None
+        self._in_update = False
 
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Any) -> None:
         self._in_update = True
@@ -187,7 +188,7 @@ class DetectionCheckpoint(ModelCheckpoint):
             return
         kept = self.last_model_path if self.last_model_path and os.path.isfile(self.last_model_path) else None
         if not self.keep_last or trainer.sanity_checking or trainer.world_size > 1:
-            self.interrupt_message = _kept_line(kept, "interrupted before any checkpoint was written")
+            self.interrupt_message = _kept_line(kept, "no interrupt checkpoint with save_last=False, during the sanity check or with several processes")
             return
         if self._in_update:  # the weights may be half-updated: do not save them
             self.interrupt_message = _kept_line(kept, "interrupted during a weight update; nothing new was saved")
