@@ -7,8 +7,8 @@ import math
 import os
 import pickle
 import warnings
-from contextlib import contextmanager
 import zipfile
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import replace
 from typing import Any, Iterator, Sequence
