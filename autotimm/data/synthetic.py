@@ -8,7 +8,7 @@ run.
 
 Regenerate the bundled copy::
 
-    python -m autotimm.data.synthetic --out data/shapes --train 200 --val 50
+    python -m autotimm.data.synthetic --out autotimm/data/bundled/shapes --train 200 --val 50
 """
 
 from __future__ import annotations
@@ -178,7 +178,7 @@ def write_split(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Write the synthetic shapes dataset (COCO json + JPEG).")
-    parser.add_argument("--out", required=True, help="output folder, e.g. data/shapes")
+    parser.add_argument("--out", required=True, help="output folder, e.g. autotimm/data/bundled/shapes")
     parser.add_argument("--train", type=int, default=200, help="number of training images")
     parser.add_argument("--val", type=int, default=50, help="number of validation images")
     parser.add_argument("--seed", type=int, default=0)
