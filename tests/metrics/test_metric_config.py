@@ -24,6 +24,12 @@ def config(**overrides) -> MetricConfig:
     return MetricConfig(**{**kwargs, **overrides})
 
 
+def coco_backend(metric: MeanAveragePrecision) -> str:
+    """The COCO evaluator a MeanAveragePrecision uses (torchmetrics 1.4 keeps it as ``.backend``, later
+    releases in ``._coco_backend``; the lower bound is checked by scripts/check_min_versions.sh)."""
+    return metric._coco_backend.backend if hasattr(metric, "_coco_backend") else metric.backend
+
+
 class GroundTruthCount(Metric):
     """Counts ground-truth boxes: a minimal real custom detection metric."""
 
@@ -59,14 +65,14 @@ def test_mean_ap_gets_fast_evaluator_and_coco_thresholds():
     metric = config().build()
     fast = importlib.util.find_spec("faster_coco_eval") is not None
     assert mean_ap_backend() == ("faster_coco_eval" if fast else "pycocotools")
-    assert metric._coco_backend.backend == mean_ap_backend()
+    assert coco_backend(metric) == mean_ap_backend()
     assert metric.iou_thresholds == list(COCO_IOU_THRESHOLDS)
     assert metric.rec_thresholds[30] == 0.3 and len(metric.rec_thresholds) == 101
 
 
 def test_user_params_win_over_mean_ap_defaults():
     metric = config(params={"backend": "pycocotools", "iou_thresholds": [0.5]}).build()
-    assert metric._coco_backend.backend == "pycocotools"
+    assert coco_backend(metric) == "pycocotools"
     assert metric.iou_thresholds == [0.5]
     assert metric.rec_thresholds == list(COCO_REC_THRESHOLDS)
 
