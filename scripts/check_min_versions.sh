@@ -4,12 +4,15 @@
 # In a separate venv it installs the LOWEST version pyproject.toml allows of every core dependency
 # (torch and torchvision included) and of the extras in $EXTRAS, then runs the fast tests (-m "not slow").
 # torch/torchvision at their lower bounds come from PyPI: on Linux x86_64 a CUDA build of several GB
-# (this project's CI machines have only today's pair on local disk, so plan ~10 minutes and ~6 GB).
+# (this project's CI machines hold only today's pair on local disk: seen here, ~4 min to install, 5.2 GB,
+# then ~13 min of fast tests on 2 busy cores).
 #
-# Usage: scripts/check_min_versions.sh [VENV]     (or `make check-min-versions`)
+# Usage: scripts/check_min_versions.sh [VENV [PYTEST ARGS...]]     (or `make check-min-versions`)
 #   VENV     the venv to create or reuse (default .venv-min, git-ignored)
 #   PYTHON   interpreter for the venv (default python3; requires-python's lowest, 3.11, is the point)
-#   EXTRAS   extras pinned low too (default notebooks,onnx,cli; [dev] test tools take current releases)
+#   EXTRAS   extras pinned low too (default notebooks,onnx,cli; [dev] test tools take current releases;
+#            add fiftyone,fast where FiftyOne's fiftyone-db can download its MongoDB, i.e. not on CI)
+#   further arguments go to pytest (a subset of tests/, for instance)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
