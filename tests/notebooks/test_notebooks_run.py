@@ -16,7 +16,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from nb_runner import NOTEBOOKS, REPO, output_types, remove_fiftyone_database, run_notebook, stream_text, summary_values
+from autotimm.data.examples import example
+
+from nb_runner import NOTEBOOKS, output_types, remove_fiftyone_database, run_notebook, stream_text, summary_values
 
 TRAIN_FAST = dict(
     BACKBONE="test_resnet", IMAGE_SIZE=128, BATCH_SIZE=4, EPOCHS=1, FPN_CHANNELS=32, HEAD_NUM_CONVS=1,
@@ -110,7 +112,7 @@ def test_04_error_analysis_fiftyone(tmp_path: Path) -> None:
     assert output_types(nb).get("error", 0) == 0
     text = stream_text(nb)
     values = summary_values(text, "fiftyone")
-    coco = json.loads((REPO / "data" / "shapes" / "val.json").read_text())
+    coco = json.loads(example("shapes").val.read_text())
     num_gt = sum(1 for a in coco["annotations"] if not a.get("iscrowd", 0))  # 127
     assert int(values["samples"]) == len(coco["images"]) == 50
     assert int(values["gt"]) == num_gt
