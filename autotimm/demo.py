@@ -41,31 +41,6 @@ def _plot_history(metrics_csv: Path, out_png: Path) -> None:
     plt.close(fig)
 
 
-def draw_detections(image_path: str | Path, det: dict, class_names: list[str], out_png: Path, min_score: float = 0.3) -> None:
-    """Save the image with its detections (original pixels) drawn on it."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
-
-    from autotimm.data.image_io import read_pil
-
-    image = read_pil(image_path)
-    fig, ax = plt.subplots(figsize=(4, 4 * image.height / image.width))
-    ax.imshow(image)
-    for box, score, label in zip(det["boxes"].tolist(), det["scores"].tolist(), det["labels"].tolist()):
-        if score < min_score:
-            continue
-        x1, y1, x2, y2 = box
-        ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, lw=2, color="yellow"))
-        ax.text(x1, y1, f"{class_names[label]} {score:.2f}", color="black", fontsize=8, backgroundcolor="yellow")
-    ax.axis("off")
-    fig.tight_layout(pad=0)
-    fig.savefig(out_png, dpi=100)
-    plt.close(fig)
-
-
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=12)
@@ -109,8 +84,8 @@ def main(argv: list[str] | None = None) -> dict:
     data.setup("validate")
     val_records = data.val_dataset.records[:4] if hasattr(data.val_dataset, "records") else []
     paths = [r.image_path for r in val_records]
-    for i, (path, det) in enumerate(zip(paths, model.predict(paths))):
-        draw_detections(path, det, list(shapes.class_names), out / f"val_pred_{i}.png")
+    for i, result in enumerate(model.predict(paths)):
+        result.save(out / f"val_pred_{i}.png", score_thresh=0.3)  # the one drawing helper: autotimm.drawing
     elapsed = time.time() - start
     summary = {
         "val/mAP": round(float(metrics["val/mAP"]), 4),

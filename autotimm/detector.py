@@ -11,7 +11,7 @@ import zipfile
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import replace
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Literal, Sequence
 
 import lightning as L
 import torch
@@ -19,7 +19,6 @@ from torch import Tensor, nn
 
 from autotimm.arch.base import LOSS_NAMES, LossWeights, RawOutputs
 from autotimm.arch.registry import ARCHITECTURES, build_arch
-from autotimm.data.image_io import ImageLike
 from autotimm.data.letterbox import boxes_to_original
 from autotimm.losses.functional import FocalLoss
 from autotimm.models.backbone import Backbone, FeatureBackboneConfig
@@ -29,7 +28,6 @@ from autotimm.ops.targets import PaddedTargets
 from autotimm.optim import build_optimizer, build_scheduler
 from autotimm.postprocess import PostprocessConfig, detect_padded, unpad
 from autotimm.preprocessing import PreprocessingMixin, TransformConfig
-from autotimm.utils.precision import resolve_precision
 from autotimm.utils.validation import check_images, check_targets
 
 _LOADING_CHECKPOINT: ContextVar[bool] = ContextVar("autotimm_loading_checkpoint", default=False)
@@ -68,7 +66,7 @@ class ObjectDetector(PreprocessingMixin, L.LightningModule):
 
     Example:
         >>> model = ObjectDetector(FeatureBackboneConfig("resnet18", pretrained=False), num_classes=3)
-        >>> detections = model.predict("image.jpg")  # [{"boxes", "scores", "labels"}]
+        >>> detections = model.predict("image.jpg")  # [Detections]: r["boxes"], r["scores"], r["labels"], r.plot()
     """
 
     def __init__(
@@ -267,56 +265,53 @@ class ObjectDetector(PreprocessingMixin, L.LightningModule):
         return unpad(detect_padded(self.detection_head, outputs, points, image_size, config))
 
     # ------------------------------------------------------------------ inference API
-    @torch.inference_mode()
     def predict(
         self,
-        inputs: ImageLike | Sequence[ImageLike],
+        inputs: Any,
         image_size: int | None = None,
         batch_size: int = 8,
         score_thresh: float | None = None,
         nms_thresh: float | None = None,
         max_detections: int | None = None,
         precision: str = "auto",
-    ) -> list[dict[str, Tensor]]:
-        """Detect objects in images.
+        *,
+        channels: Literal["rgb", "bgr"] = "rgb",
+        stream: bool = False,
+        progress: bool | None = None,
+    ) -> Any:
+        """Detect objects in images, a folder, a glob or a video.
 
         Args:
-            inputs: a path, a PIL image, an HxWxC uint8 array, a CxHxW tensor (uint8, or float in
-                [0, 1]) or a list of them.
+            inputs: an image path, a folder (its images, sorted by name), a glob (``"data/*.jpg"``), a
+                video file, a PIL image, an HxWxC uint8 numpy array, a CxHxW tensor (uint8, or float in
+                [0, 1]), a batch (BxHxWxC array, BxCxHxW tensor) or a list of these.
             image_size: letterbox size; defaults to the size the model was trained at.
             batch_size: images per forward pass.
+            score_thresh / nms_thresh / max_detections: override the model's settings for this call.
             precision: "auto" (bf16 + channels_last where the hardware runs bf16 fast), "bf16" or "fp32".
+            channels: channel order of numpy arrays and tensors: "rgb" (the DEFAULT) or "bgr" (what
+                OpenCV's ``cv2.imread`` / ``VideoCapture`` return). Files and PIL images are always RGB.
+            stream: return a generator that predicts one batch at a time (use it for videos and large
+                folders: nothing accumulates in memory; streamed video frames keep their pixels so
+                ``r.plot()`` works).
+            progress: show a progress bar; default: for 16 images or more, and for videos.
 
         Returns:
-            one dict per image: ``boxes`` Tensor[N, 4] x1y1x2y2 in ORIGINAL image pixels, ``scores``
-            Tensor[N], ``labels`` int64[N] (indices into ``class_names`` when known). On CPU.
+            a list (or, with ``stream=True``, a generator) of :class:`autotimm.results.Detections`, one
+            per image: ``r["boxes"]`` Tensor[N, 4] x1y1x2y2 in ORIGINAL image pixels, ``r["scores"]``
+            Tensor[N], ``r["labels"]`` int64[N] (indices into ``r.names``), on the CPU; plus
+            ``r.plot()``, ``r.save(path)``, ``r.to_json()``, ``r.to_coco(image_id)``, ``r.to_fiftyone()``.
+
+        Example:
+            >>> results = model.predict("images/")  # doctest: +SKIP
+            >>> results[0].plot(score_thresh=0.3)  # doctest: +SKIP
+            >>> for r in model.predict("clip.mp4", stream=True): ...  # doctest: +SKIP
         """
-        items = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
-        was_training = self.training
-        self.eval()
-        device = self.device
-        use_bf16 = resolve_precision(precision, device.type) == "bf16"
-        results: list[dict[str, Tensor]] = []
-        try:
-            for start in range(0, len(items), batch_size):
-                batch, params, sizes = self.letterbox_batch(items[start : start + batch_size], image_size)
-                images = self.normalize(batch.to(device))
-                if use_bf16:
-                    images = images.contiguous(memory_format=torch.channels_last)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                    outputs = self.raw_outputs(images) if use_bf16 or not self.compile_model else self(images)
-                dets = self.detect(outputs, tuple(images.shape[-2:]), score_thresh, nms_thresh, max_detections)
-                for det, lb, size in zip(dets, params, sizes):
-                    results.append({
-                        "boxes": boxes_to_original(det["boxes"].cpu(), lb, size),
-                        "scores": det["scores"].cpu(),
-                        "labels": det["labels"].cpu(),
-                    })
-        finally:
-            self.train(was_training)
-        return results
+        from autotimm.inference import predict
+
+        return predict(self, inputs, image_size=image_size, batch_size=batch_size, score_thresh=score_thresh,
+                       nms_thresh=nms_thresh, max_detections=max_detections, precision=precision,
+                       channels=channels, stream=stream, progress=progress)
 
     # ------------------------------------------------------------------ Lightning hooks
     def batch_images(self, images: Tensor) -> Tensor:

@@ -259,7 +259,7 @@ def test_bad_images_and_targets(tiny_detector_kwargs):
         model.compute_loss(torch.randn(1, 3, 64, 64), [outside])
     with pytest.raises(ValueError, match=r"labels in \[0, 2\]"):
         model.compute_loss(torch.randn(1, 3, 64, 64), [{"boxes": good["boxes"], "labels": torch.tensor([3])}])
-    with pytest.raises(TypeError, match="Cannot read an image from int"):
+    with pytest.raises(TypeError, match="Cannot predict on int 5; pass an image path, a folder"):
         model.predict(5)
 
 

@@ -1,40 +1,23 @@
-"""Drawing detections with matplotlib's object-oriented API (no pyplot, no interactive backend)."""
+"""Drawing for the widgets: the one detection drawing of :mod:`autotimm.drawing`, shown on a matplotlib
+Axes of a figure that is never registered with pyplot (so never auto-shown)."""
 
 from __future__ import annotations
 
-import io
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
+import torch
 from torch import Tensor
 
+from autotimm.drawing import draw_detections as draw_on_image
+from autotimm.drawing import label_name
+from autotimm.plotting import figure_png, new_figure
 
-def new_figure(figsize: tuple[float, float], dpi: int) -> Any:
-    """A matplotlib ``Figure`` on an Agg canvas, not registered with pyplot (so never auto-shown)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=figsize, dpi=dpi, layout="tight")
-    FigureCanvasAgg(fig)
-    return fig
+__all__ = ["draw_detections", "figure_png", "label_name", "new_figure"]
 
 
-def figure_png(fig: Any) -> bytes:
-    """PNG bytes of a figure."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    return buffer.getvalue()
-
-
-def label_name(label: int, class_names: Sequence[str] | None) -> str:
-    """The class name of a label index, or the index itself when names are unknown."""
-    if class_names is not None and 0 <= label < len(class_names):
-        return str(class_names[label])
-    return str(label)
-
-
-def draw_detections(ax: Any, image: np.ndarray, detections: dict[str, Tensor], class_names: Sequence[str] | None = None) -> None:
-    """Draw an image and one rectangle patch per detection (colour per class) with "name score" tags.
+def draw_detections(ax: Any, image: np.ndarray, detections: Mapping[str, Tensor], class_names: Sequence[str] | None = None) -> Tensor:
+    """Show an image with its detections drawn by :func:`autotimm.drawing.draw_detections`.
 
     Args:
         ax: a matplotlib Axes.
@@ -42,21 +25,12 @@ def draw_detections(ax: Any, image: np.ndarray, detections: dict[str, Tensor], c
         detections: ``boxes`` Tensor[N, 4] x1y1x2y2 in ORIGINAL pixels, ``labels`` int64[N],
             optional ``scores`` Tensor[N].
         class_names: names indexed by label.
-    """
-    from matplotlib import colormaps
-    from matplotlib.patches import Rectangle
 
-    ax.imshow(image)
+    Returns:
+        the drawn uint8 Tensor[3, H, W].
+    """
+    pixels = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)  # [3, H, W]
+    drawn = draw_on_image(pixels, detections, class_names)
+    ax.imshow(drawn.permute(1, 2, 0).numpy())
     ax.set_axis_off()
-    palette = colormaps["tab10"]
-    boxes = detections["boxes"].detach().cpu().float().tolist()
-    labels = detections["labels"].detach().cpu().tolist()
-    scores = detections.get("scores")
-    scores = scores.detach().cpu().float().tolist() if scores is not None else [None] * len(boxes)
-    for (x1, y1, x2, y2), label, score in zip(boxes, labels, scores):
-        colour = palette(label % 10)
-        ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=colour, linewidth=2))
-        tag = label_name(label, class_names) + ("" if score is None else f" {score:.2f}")
-        # The tag's background box belongs to the Text, not to ax.patches: one patch per detection.
-        ax.text(x1, y1, tag, fontsize=8, color="white", va="bottom",
-                bbox=dict(facecolor=colour, edgecolor="none", pad=1, alpha=0.8))
+    return drawn

@@ -77,7 +77,8 @@ class ThresholdExplorer(widgets.VBox):
 
     Attributes:
         score, nms, max_detections, index: the slider widgets.
-        figure: the matplotlib Figure last drawn (one rectangle patch per detection).
+        figure: the matplotlib Figure last drawn.
+        drawn: uint8 Tensor[3, H, W], the image with the boxes drawn (:func:`autotimm.drawing.draw_detections`).
         image: the ipywidgets Image showing it.
         detections: the current image's detections (original frame).
 
@@ -119,6 +120,7 @@ class ThresholdExplorer(widgets.VBox):
         self.image = widgets.Image(format="png")
         self.figsize, self.dpi = figsize, dpi
         self.figure: Any = None
+        self.drawn: Tensor | None = None
         self.detections: dict[str, Tensor] = {}
         self._hold = False
         super().__init__([self.index, self.score, self.nms, self.max_detections, self.summary, self.image])
@@ -150,7 +152,7 @@ class ThresholdExplorer(widgets.VBox):
         cached = self.cache[self.index.value]
         self.detections = detections_for(self.model, cached, self.score.value, self.nms.value, self.max_detections.value)
         fig = new_figure(self.figsize, self.dpi)
-        draw_detections(fig.add_subplot(), cached.pixels, self.detections, self.class_names)
+        self.drawn = draw_detections(fig.add_subplot(), cached.pixels, self.detections, self.class_names)
         self.figure = fig
         self.image.value = figure_png(fig)
         n = len(self.detections["boxes"])
