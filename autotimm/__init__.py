@@ -27,6 +27,8 @@ _EXPORTS: dict[str, str] = {
     "yolox_recipe": "autotimm.recipes",
     "example": "autotimm.data.examples",
     "OnnxDetector": "autotimm.export.runtime",
+    "Detections": "autotimm.results",
+    "EvaluationReport": "autotimm.evaluation.report",
 }
 
 # optional parts, imported on first attribute access: autotimm.widgets, autotimm.fiftyone, ...

@@ -313,6 +313,47 @@ class ObjectDetector(PreprocessingMixin, L.LightningModule):
                        nms_thresh=nms_thresh, max_detections=max_detections, precision=precision,
                        channels=channels, stream=stream, progress=progress)
 
+    def evaluate(
+        self,
+        data: Any,
+        *,
+        images_dir: str | None = None,
+        format: Literal["coco", "voc", "yolo", "csv"] | None = None,
+        split: Literal["val", "test"] = "val",
+        gt_field: str = "ground_truth",
+        iou_thresh: float = 0.5,
+        score_thresh: float | None = None,
+        batch_size: int = 8,
+        precision: str = "auto",
+        progress: bool | None = None,
+    ) -> Any:
+        """Evaluate on annotated images and return an :class:`autotimm.evaluation.EvaluationReport`.
+
+        Args:
+            data: a ``DetectionDataModule`` (its val split, or ``split="test"``), an annotation file
+                (COCO json, YOLO data.yaml, CSV, VOC folder; with ``images_dir=...`` when the images are
+                elsewhere, ``format=...`` when the suffix does not tell), or a FiftyOne dataset/view
+                (``gt_field="ground_truth"``).
+            iou_thresh: IoU of the confidence curves, the table's precision/recall and the confusion
+                matrix (one of COCO's 0.5, 0.55, ..., 0.95).
+            score_thresh: operating point of the table and the confusion matrix; default: best F1.
+            batch_size / precision / progress: as in :meth:`predict` (for files and FiftyOne data).
+
+        Returns:
+            the report: COCO summary (same numbers as validation, pycocotools' COCOeval), per-class
+            table, PR curves, F1 vs confidence, confusion matrix; ``report.save(dir)``,
+            ``report.best_threshold()``.
+
+        Example:
+            >>> report = model.evaluate(data)  # doctest: +SKIP
+            >>> model.score_thresh = report.best_threshold()  # doctest: +SKIP
+        """
+        from autotimm.evaluation.run import evaluate
+
+        return evaluate(self, data, images_dir=images_dir, format=format, split=split, gt_field=gt_field,
+                        iou_thresh=iou_thresh, score_thresh=score_thresh, batch_size=batch_size,
+                        precision=precision, progress=progress)
+
     # ------------------------------------------------------------------ Lightning hooks
     def batch_images(self, images: Tensor) -> Tensor:
         """A batch's images as the network takes them: uint8 batches from the data module are

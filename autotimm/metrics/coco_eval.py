@@ -54,6 +54,24 @@ def coco_map(
         >>> round(out["map"], 6)
         1.0
     """
+    evaluator = run_cocoeval(preds, targets)
+    return {name: float(v) for name, v in zip(COCO_STAT_NAMES, evaluator.stats, strict=True)}
+
+
+def run_cocoeval(
+    preds: Sequence[Mapping[str, Any]], targets: Sequence[Mapping[str, Any]], num_classes: int | None = None
+) -> COCOeval:
+    """pycocotools' ``COCOeval`` after ``evaluate()``, ``accumulate()`` and ``summarize()`` (bbox,
+    maxDets 1/10/100); same inputs as :func:`coco_map`.
+
+    Image ids are 1..len(targets) in order; category ids are the labels. ``num_classes`` adds the
+    categories 0..K-1 even when no box has them (they stay -1 in ``eval["precision"]`` and do not
+    change the 12 statistics), so per-class arrays have one column per class, in label order.
+
+    Returns:
+        the evaluator; ``eval["precision"]`` is [T, R, K, A, M] (10 IoU thresholds, 101 recall
+        thresholds, categories, 4 area ranges, 3 maxDets), ``evalImgs`` holds the per-image matches.
+    """
     if len(preds) != len(targets):
         raise ValueError(f"coco_map: got {len(preds)} preds but {len(targets)} targets.")
     images = [{"id": i + 1} for i in range(len(targets))]
@@ -84,7 +102,8 @@ def coco_map(
                     "score": float(score),
                 }
             )
-    categories = [{"id": c} for c in sorted({a["category_id"] for a in gt_anns + dt_anns})]
+    seen = {a["category_id"] for a in gt_anns + dt_anns}
+    categories = [{"id": c} for c in sorted(seen | set(range(num_classes or 0)))]
     coco_gt = _coco(images, gt_anns, categories)
     with contextlib.redirect_stdout(io.StringIO()):
         # loadRes adds id, area (box area) and iscrowd=0; it cannot load an empty list
@@ -94,4 +113,4 @@ def coco_map(
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
-    return {name: float(v) for name, v in zip(COCO_STAT_NAMES, evaluator.stats, strict=True)}
+    return evaluator
