@@ -99,4 +99,38 @@ def run_evaluator(cfg: BenchConfig) -> tuple[list[Table], dict[str, dict[str, fl
     for name, s in stats.items():
         results[name] = {"min": s.min, "median": s.median, "map": values[name]}
         table.add(name, s.min, s.median, stats[reference].median / s.median, values[name], abs(values[name] - values[reference]))
-    return [table], results
+    overhead_table, overhead = run_report_overhead(cfg, preds, targets)
+    results["EvaluationReport overhead"] = overhead
+    return [table, overhead_table], results
+
+
+def report_contenders(preds: list[dict[str, Tensor]], targets: list[dict[str, Tensor]], num_classes: int = 80) -> dict[str, Callable[[], float]]:
+    """name -> callable: the mAP alone (pycocotools) and the full EvaluationReport (the same COCOeval plus
+    per-class AP, PR and confidence curves, the confusion matrix), both from scratch; each returns mAP."""
+    from autotimm.evaluation import build_report
+    from autotimm.metrics import coco_map
+
+    names = [f"class{k}" for k in range(num_classes)]
+    return {
+        "mAP only (pycocotools COCOeval)": lambda: coco_map(preds, targets)["map"],
+        "EvaluationReport (mAP + per-class, curves, confusion)": lambda: build_report(preds, targets, names).summary["map"],
+    }
+
+
+def run_report_overhead(cfg: BenchConfig, preds: list[dict[str, Tensor]], targets: list[dict[str, Tensor]]) -> tuple[Table, dict[str, float]]:
+    """Time ``build_report`` against the mAP it is built on (interleaved); the issue's target is an
+    overhead under 1 s at 200 images x 100 detections. Figures are not drawn (they are drawn on demand)."""
+    fns = report_contenders(preds, targets)
+    values = {name: fn() for name, fn in fns.items()}  # also the warm-up
+    stats = interleave(fns, cfg.repeats, warmup=0)
+    base, full = (stats[name] for name in fns)
+    overhead = full.median - base.median
+    table = Table(
+        f"EvaluationReport overhead ({cfg.eval_images} images, {cfg.eval_detections} detections each, 80 classes)",
+        ["computation", "min s", "median s", "mAP"],
+    )
+    table.notes = [f"overhead (median difference): {overhead:.3f} s; target < 1 s at 200 images x 100 detections."]
+    for name, s in stats.items():
+        table.add(name, s.min, s.median, values[name])
+    return table, {"overhead_s": overhead, "map_only_s": base.median, "report_s": full.median,
+                   "map_diff": abs(values[list(fns)[0]] - values[list(fns)[1]])}

@@ -20,7 +20,7 @@ if str(REPO) not in sys.path:  # `benchmarks` lives at the repository root, besi
 from benchmarks.__main__ import main  # noqa: E402
 from benchmarks.config import BenchConfig, full, quick  # noqa: E402
 from benchmarks.contenders import ContenderSpec, build_torchvision, synthetic_batch  # noqa: E402
-from benchmarks.evaluator import synthetic_detections  # noqa: E402
+from benchmarks.evaluator import run_report_overhead, synthetic_detections  # noqa: E402
 from benchmarks.flops import DenseConv, conv3x3_flops, count_flops  # noqa: E402
 from benchmarks.memory import rss_mib  # noqa: E402
 from benchmarks.report import Table, replace_section  # noqa: E402
@@ -83,6 +83,13 @@ def test_synthetic_detections_shapes() -> None:
         assert p["boxes"].shape == (6, 4) and p["scores"].shape == (6,) and p["labels"].dtype == torch.int64
         assert bool((p["boxes"][:, 2:] > p["boxes"][:, :2]).all())
         assert t["boxes"].shape[0] == t["labels"].shape[0] >= 1
+
+
+def test_report_overhead_runs_both_and_they_agree() -> None:
+    preds, targets = synthetic_detections(4, 10, num_classes=80, seed=0)
+    table, result = run_report_overhead(BenchConfig(**{**TINY, "eval_images": 4, "eval_detections": 10}), preds, targets)
+    assert table.column("computation") == ["mAP only (pycocotools COCOeval)", "EvaluationReport (mAP + per-class, curves, confusion)"]
+    assert result["map_diff"] < 1e-9 and result["report_s"] > 0 and result["map_only_s"] > 0
 
 
 def test_torchvision_twin_matches_autotimm_head_depth_and_width() -> None:
@@ -227,6 +234,7 @@ def test_every_section_runs_and_reports_every_contender(tmp_path: Path) -> None:
     evaluator = report.table("mAP computation time")
     assert len(evaluator.rows) == 3
     assert all(diff < 1e-6 for diff in evaluator.column("mAP diff vs pycocotools"))
+    assert len(report.table("EvaluationReport overhead").rows) == 2
 
     onnx = report.table("onnxruntime")
     assert onnx.column("runtime")[-1] == "onnxruntime end-to-end"
