@@ -83,6 +83,9 @@ class AutoTrainer(L.Trainer):
         default_root_dir: the run folder (default ``runs/autotimm``). When it already holds an earlier
             run, a new ``fit`` writes to ``<folder>2``, ``<folder>3``, ... instead (see :attr:`run_dir`);
             a resumed ``fit`` writes to the folder it resumes.
+        report: at the end of ``fit``, write the evaluation report of the best checkpoint on the
+            validation split into ``<run folder>/report`` (:attr:`run_dir`; :class:`autotimm.callbacks.ReportCallback`:
+            PR curves, F1 vs confidence, confusion matrix as PNGs, every number as json/csv).
 
     ``fit(..., ckpt_path=...)`` also takes ``"last"`` (this run folder's ``last.ckpt``; an error that names
     the folder when there is none) and ``"last_if_present"`` (resume when it exists, else start afresh).
@@ -105,6 +108,7 @@ class AutoTrainer(L.Trainer):
         ema: bool | float = False,
         live_plot: bool = False,
         csv_log: bool = True,
+        report: bool = True,
         default_root_dir: str | Path | None = None,
         accelerator: str = "auto",
         callbacks: list[Callback] | Callback | None = None,
@@ -149,6 +153,10 @@ class AutoTrainer(L.Trainer):
             from autotimm.callbacks import LivePlot
 
             callbacks.append(LivePlot())
+        if report and enable_checkpointing:
+            from autotimm.callbacks.report import ReportCallback
+
+            callbacks.append(ReportCallback())  # writes into run_dir / "report" (the numbered run folder)
         self._interrupt_watch = _InterruptWatch()
         callbacks.append(self._interrupt_watch)
         self._own_logger = logger is None and csv_log
