@@ -131,10 +131,11 @@ class EvaluationReport:
         ax.legend(fontsize=8, loc="lower left")
         return fig
 
-    def plot_f1(self) -> InlineFigure:
-        """F1 against the score threshold per class and averaged, the best threshold marked."""
+    def plot_f1(self, mark: float | None = None, figsize: tuple[float, float] = (6, 4.5), dpi: int = 100) -> InlineFigure:
+        """F1 against the score threshold per class and averaged, the best threshold marked (and the
+        threshold ``mark``, e.g. the ThresholdExplorer's slider, with the mean F1 there)."""
         conf = self.confidence
-        fig = new_figure((6, 4.5), 100)
+        fig = new_figure(figsize, dpi)
         ax = fig.add_subplot()
         for k, name in enumerate(self.class_names):
             if conf.num_gt[k] > 0:
@@ -144,6 +145,10 @@ class EvaluationReport:
         ax.plot(conf.confidence, mean_f1, lw=3, color="black", label="all classes")
         ax.axvline(best, color="red", ls="--", lw=1)
         ax.plot([best], [mean_f1.max()], "o", color="red", label=f"best {mean_f1.max():.3f} at {best:.3f}")
+        if mark is not None:
+            at = float(mean_f1[int(np.argmin(np.abs(conf.confidence - mark)))])
+            ax.axvline(mark, color="tab:blue", lw=2)
+            ax.plot([mark], [at], "s", color="tab:blue", label=f"current {at:.3f} at {mark:.3f}")
         ax.set(xlabel="score threshold", ylabel="F1", xlim=(0, 1), ylim=(0, 1.02), title=f"F1 vs confidence, IoU {self.iou_thresh}")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

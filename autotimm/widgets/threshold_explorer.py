@@ -74,6 +74,8 @@ class ThresholdExplorer(widgets.VBox):
         image_size: letterbox size; default: the size the model was trained at.
         class_names: label names; default ``model.class_names``.
         figsize / dpi: size of the drawing.
+        report: an :class:`autotimm.evaluation.EvaluationReport` of this model (``model.evaluate(data)``):
+            its F1-vs-confidence curve is shown beside the image with the score slider marked on it.
 
     Attributes:
         score, nms, max_detections, index: the slider widgets.
@@ -95,6 +97,7 @@ class ThresholdExplorer(widgets.VBox):
         class_names: Sequence[str] | None = None,
         figsize: tuple[float, float] = (6.0, 6.0),
         dpi: int = 90,
+        report: Any = None,
     ) -> None:
         for attr in ("detect", "letterbox_batch", "normalize"):
             if not hasattr(model, attr):
@@ -118,12 +121,15 @@ class ThresholdExplorer(widgets.VBox):
         self.index.layout.display = None if len(items) > 1 else "none"
         self.summary = widgets.HTML()
         self.image = widgets.Image(format="png")
+        self.report = report
+        self.curves = widgets.Image(format="png")  # the report's F1 curve, the slider marked
         self.figsize, self.dpi = figsize, dpi
         self.figure: Any = None
         self.drawn: Tensor | None = None
         self.detections: dict[str, Tensor] = {}
         self._hold = False
-        super().__init__([self.index, self.score, self.nms, self.max_detections, self.summary, self.image])
+        pictures = widgets.HBox([self.image, self.curves]) if report is not None else self.image
+        super().__init__([self.index, self.score, self.nms, self.max_detections, self.summary, pictures])
         for slider in (self.score, self.nms, self.max_detections, self.index):
             slider.observe(self._on_change, "value")
         self.redraw()
@@ -155,6 +161,8 @@ class ThresholdExplorer(widgets.VBox):
         self.drawn = draw_detections(fig.add_subplot(), cached.pixels, self.detections, self.class_names)
         self.figure = fig
         self.image.value = figure_png(fig)
+        if self.report is not None:
+            self.curves.value = figure_png(self.report.plot_f1(mark=self.score.value, figsize=self.figsize, dpi=self.dpi))
         n = len(self.detections["boxes"])
         self.summary.value = html.escape(
             f"{n} detection{'s' if n != 1 else ''} (score > {self.score.value:.2f}, NMS IoU {self.nms.value:.2f}, "

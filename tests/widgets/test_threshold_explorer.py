@@ -101,3 +101,23 @@ def test_bad_input(model):
         explorer.set(nms_thresh=1.5)
     with pytest.raises(ValueError, match="expected an autotimm ObjectDetector, got Linear"):
         ThresholdExplorer(torch.nn.Linear(2, 2), [np.zeros((8, 8, 3), np.uint8)])
+
+
+def test_report_curves_follow_the_score_slider(model, images):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "metrics"))
+    from metrics_testdata import coco_like_set
+
+    from autotimm.evaluation import build_report
+
+    report = build_report(*coco_like_set(seed=0, num_images=4, num_classes=3), ["red", "green", "blue"])
+    explorer = ThresholdExplorer(model, images[0], image_size=64, figsize=(3, 3), dpi=40, report=report)
+    first = bytes(explorer.curves.value)
+    assert first.startswith(b"\x89PNG")
+    explorer.score.value = 0.5
+    assert bytes(explorer.curves.value) != first  # the marker moved
+    assert explorer.curves in explorer.children[-1].children  # shown beside the image
+    plain = ThresholdExplorer(model, images[0], image_size=64, figsize=(3, 3), dpi=40)
+    assert bytes(plain.curves.value) == b""
