@@ -53,6 +53,7 @@ def draw_detections(
     line_width: int | None = None,
     font_size: int | None = None,
     show_labels: bool = True,
+    colors: Sequence[tuple[int, int, int]] | None = None,
 ) -> Tensor:
     """Draw boxes (a colour per class) and "name score" tags on an image.
 
@@ -66,6 +67,8 @@ def draw_detections(
         line_width: box line width in pixels; default scales with the image (2 px at 640 px).
         font_size: tag font size; default scales with the image (13 px at 640 px).
         show_labels: draw the tags.
+        colors: one RGB colour per detection instead of the class colours (e.g. green / red / orange
+            for true positives, false positives and misses).
 
     Returns:
         uint8 Tensor[3, H, W], a new image (the input is not modified).
@@ -88,9 +91,12 @@ def draw_detections(
             f"draw_detections: {len(boxes)} boxes, {len(labels)} labels and "
             f"{'no' if scores is None else len(scores)} scores; give one of each per detection."
         )
+    if colors is not None and len(colors) != len(boxes):
+        raise ValueError(f"draw_detections: {len(colors)} colors for {len(boxes)} boxes; give one per detection.")
     if scores is not None:
         keep = scores >= score_thresh  # [N]
         boxes, labels, scores = boxes[keep], labels[keep], scores[keep]
+        colors = [c for c, k in zip(colors, keep.tolist()) if k] if colors is not None else None
     if len(boxes) == 0:
         return image.clone()
     height, width = image.shape[-2:]
@@ -100,7 +106,7 @@ def draw_detections(
     # Clip to the canvas so a box partly outside still shows its visible edges and its tag.
     boxes[:, 0::2] = boxes[:, 0::2].clamp(0, width - 1)
     boxes[:, 1::2] = boxes[:, 1::2].clamp(0, height - 1)
-    colours = [class_colour(c) for c in labels.tolist()]
+    colours = [tuple(int(v) for v in c) for c in colors] if colors is not None else [class_colour(c) for c in labels.tolist()]
     tags = None
     if show_labels:
         names = [label_name(c, class_names) for c in labels.tolist()]

@@ -112,5 +112,12 @@ def test_draw_detections_hand_checked():
     assert tuple(draw_detections(image, outside, show_labels=False, line_width=1)[:, 4, 10].tolist()) == class_colour(0)
     with pytest.raises(ValueError, match="expected a uint8 Tensor\\[3, H, W\\]"):
         draw_detections(image.float(), gt)
+    # Colours per detection (e.g. TP / FP) override the class colours, and follow the score filter.
+    two = {"boxes": torch.tensor([[2.0, 2.0, 10.0, 10.0], [12.0, 12.0, 18.0, 18.0]]), "labels": torch.tensor([0, 0]),
+           "scores": torch.tensor([0.9, 0.1])}
+    out = draw_detections(image, two, show_labels=False, line_width=1, colors=[(1, 2, 3), (4, 5, 6)], score_thresh=0.5)
+    assert tuple(out[:, 2, 5].tolist()) == (1, 2, 3) and out[:, 12, 15].sum() == 0
+    with pytest.raises(ValueError, match="1 colors for 2 boxes"):
+        draw_detections(image, two, colors=[(1, 2, 3)])
     with pytest.raises(ValueError, match="2 boxes, 1 labels"):
         draw_detections(image, {"boxes": torch.zeros(2, 4), "labels": torch.tensor([0])})
