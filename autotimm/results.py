@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -91,7 +91,7 @@ class Detections(Mapping):
     def filter(self, score_thresh: float) -> "Detections":
         """A copy with only the detections scoring at least ``score_thresh``."""
         keep = self.scores >= score_thresh  # [N]
-        return _replace(self, boxes=self.boxes[keep], scores=self.scores[keep], labels=self.labels[keep])
+        return replace(self, boxes=self.boxes[keep], scores=self.scores[keep], labels=self.labels[keep])
 
     # ------------------------------------------------------------------ looking at it
     def pixels(self) -> Tensor:
@@ -208,27 +208,3 @@ class Detections(Mapping):
         height, width = self.image_size
         return to_fiftyone_detections(self, names, width, height, where=str(self.image_path or "detections"))
 
-
-def _replace(det: Detections, **changes: Any) -> Detections:
-    from dataclasses import replace
-
-    return replace(det, **changes)
-
-
-def draw_many(results: Sequence[Detections], score_thresh: float = 0.0, columns: int = 4, size: float = 4.0) -> Any:
-    """A grid figure of several results (titles: file name and number of detections shown)."""
-    from autotimm.plotting import new_figure
-
-    if not results:
-        raise ValueError("draw_many(results=[]): give at least one Detections.")
-    columns = max(1, min(columns, len(results)))
-    rows = (len(results) + columns - 1) // columns
-    fig = new_figure((size * columns, size * rows))
-    for i, r in enumerate(results):
-        ax = fig.add_subplot(rows, columns, i + 1)
-        ax.imshow(r.draw(score_thresh).permute(1, 2, 0).numpy())
-        shown = int((r.scores >= score_thresh).sum())
-        name = Path(r.image_path).name if r.image_path else f"image {i}"
-        ax.set_title(f"{name}: {shown} detections", fontsize=9)
-        ax.set_axis_off()
-    return fig

@@ -39,6 +39,8 @@ def test_dict_contract(det):
     assert det.get("masks") is None
     merged = {**det, "boxes": det["boxes"] + 1}
     assert set(merged) == {"boxes", "scores", "labels"} and merged["boxes"][0, 0] == 11
+    kept = det.filter(0.5)
+    assert kept.num_detections == 1 and kept.names == det.names and kept.image_path == det.image_path
     with pytest.raises(KeyError, match="'masks': Detections holds"):
         det["masks"]
     with pytest.raises(ValueError, match=r"boxes \[N, 4\], scores \[N\] and labels \[N\]"):
