@@ -32,7 +32,7 @@ _EXPORTS: dict[str, str] = {
 }
 
 # optional parts, imported on first attribute access: autotimm.widgets, autotimm.fiftyone, ...
-_SUBMODULES = ("callbacks", "data", "export", "fiftyone", "metrics", "models", "recipes", "training", "widgets")
+_SUBMODULES = ("callbacks", "data", "evaluation", "export", "fiftyone", "metrics", "models", "recipes", "training", "widgets")
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
