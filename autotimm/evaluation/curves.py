@@ -63,7 +63,7 @@ def pr_curves(evaluator: COCOeval) -> dict[str, np.ndarray]:
     }
 
 
-@dataclass
+@dataclass(eq=False)
 class ConfidenceCurves:
     """Precision, recall and F1 of each class as functions of the score threshold (one IoU threshold).
 

@@ -21,7 +21,7 @@ from autotimm.plotting import InlineFigure, new_figure
 TABLE_COLUMNS = ("class", "ap", "ap50", "ap75", "precision", "recall", "f1", "num_gt")
 
 
-@dataclass
+@dataclass(eq=False)
 class EvaluationReport:
     """Everything measured on one evaluation set (ORIGINAL-frame boxes, pycocotools' COCOeval).
 
