@@ -1,5 +1,6 @@
 """`make demo`: train FCOS with a small timm backbone on the embedded shapes data, evaluate, and
-write ``runs/demo/`` (best checkpoint, metrics CSV, loss/mAP plot, val images with predictions).
+write ``runs/demo/`` (best checkpoint, metrics CSV, loss/mAP plot, val images with predictions, the
+evaluation report of the best checkpoint in ``report/``).
 
     python -m autotimm.demo [--epochs 30] [--image-size 256] [--backbone resnet18] [--out runs/demo]
 """
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> dict:
     print("\n=== autotimm demo ===")
     for key, value in summary.items():
         print(f"{key:>16}: {value}")
-    print(f"{'outputs':>16}: {out}/ (metrics.csv, curves.png, val_pred_*.png, checkpoints/)")
+    print(f"{'outputs':>16}: {out}/ (metrics.csv, curves.png, val_pred_*.png, report/, checkpoints/)")
     return summary
 
 
