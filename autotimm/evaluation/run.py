@@ -31,6 +31,13 @@ def evaluate(
     progress: bool | None = None,
 ) -> EvaluationReport:
     """See :meth:`autotimm.ObjectDetector.evaluate` (this is its body)."""
+    coco_ious = [round(0.5 + 0.05 * i, 2) for i in range(10)]
+    if not any(abs(iou_thresh - v) < 1e-6 for v in coco_ious):  # checked before the model runs
+        raise ValueError(f"evaluate(iou_thresh={iou_thresh!r}): expected one of COCO's IoU thresholds {coco_ious}.")
+    if score_thresh is not None and not 0.0 <= score_thresh <= 1.0:
+        raise ValueError(f"evaluate(score_thresh={score_thresh!r}): expected a float in [0, 1], or None for the best-F1 threshold.")
+    if split not in ("val", "test"):
+        raise ValueError(f"evaluate(split={split!r}): expected 'val' or 'test'.")
     if _is_fiftyone(data):
         with tempfile.TemporaryDirectory(prefix="autotimm-eval-") as tmp:
             from autotimm.fiftyone.export import to_datamodule

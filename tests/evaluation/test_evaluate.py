@@ -48,6 +48,10 @@ def test_evaluate_equals_validation(model, shapes, tmp_path):
 
 
 def test_evaluate_bad_input(model, shapes, tmp_path):
+    with pytest.raises(ValueError, match=r"iou_thresh=0.4\): expected one of COCO's IoU thresholds"):
+        model.evaluate(shapes, iou_thresh=0.4)
+    with pytest.raises(ValueError, match=r"score_thresh=1.5"):
+        model.evaluate(shapes, score_thresh=1.5)
     with pytest.raises(TypeError, match="evaluate\\(\\) cannot read int"):
         model.evaluate(3)
     with pytest.raises(FileNotFoundError, match="no such annotation file"):
