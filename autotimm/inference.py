@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -38,8 +38,11 @@ def predict(
     use_bf16 = resolve_precision(precision, model.device.type) == "bf16"
     settings = dict(image_size=image_size, score_thresh=score_thresh, nms_thresh=nms_thresh,
                     max_detections=max_detections, use_bf16=use_bf16)
-    show = (resolved.total is None or resolved.total >= PROGRESS_MIN_IMAGES) if progress is None else bool(progress)
-    results = _run(model, resolved, channels, batch_size, settings, show, keep_video_frames=stream)
+    names = list(model.class_names) if getattr(model, "class_names", None) else None
+    mapping = dict(model.label_to_category_id) if getattr(model, "label_to_category_id", None) else None
+    results = run_source(resolved, lambda images: _detect_batch(model, images, **settings), channels=channels,
+                         batch_size=batch_size, names=names, label_to_category_id=mapping, progress=progress,
+                         keep_video_frames=stream)
     return results if stream else list(results)
 
 
@@ -54,20 +57,38 @@ def _batches(frames: Iterator[Frame], batch_size: int) -> Iterator[list[Frame]]:
         yield batch
 
 
-def _run(model: Any, source: Source, channels: Channels, batch_size: int, settings: dict[str, Any], show: bool,
-         keep_video_frames: bool) -> Iterator[Detections]:
+def run_source(
+    source: Source,
+    detect_batch: Callable[[list[torch.Tensor]], list[dict[str, torch.Tensor]]],
+    *,
+    channels: Channels = "rgb",
+    batch_size: int = 8,
+    names: list[str] | None = None,
+    label_to_category_id: dict[int, int] | None = None,
+    progress: bool | None = None,
+    keep_video_frames: bool = False,
+) -> Iterator[Detections]:
+    """Read a resolved source in batches, run ``detect_batch`` on each and yield one Detections per image.
+
+    Shared by :meth:`ObjectDetector.predict` and :meth:`OnnxDetector.predict`.
+
+    Args:
+        source: from :func:`autotimm.sources.resolve`.
+        detect_batch: uint8 RGB images [3, H, W] (original frame) -> one dict per image with ``boxes``
+            (ORIGINAL frame), ``scores`` and ``labels`` on the CPU.
+        keep_video_frames: keep each video frame's pixels in its result (for streams).
+    """
     from tqdm.auto import tqdm
 
-    names = list(model.class_names) if getattr(model, "class_names", None) else None
-    mapping = dict(model.label_to_category_id) if getattr(model, "label_to_category_id", None) else None
+    show = (source.total is None or source.total >= PROGRESS_MIN_IMAGES) if progress is None else bool(progress)
     with tqdm(total=source.total, disable=not show, desc="predict", unit="img") as bar:
         for batch in _batches(source.frames(channels), batch_size):
-            for frame, det in zip(batch, _detect_batch(model, [f.image for f in batch], **settings)):
+            for frame, det in zip(batch, detect_batch([f.image for f in batch])):
                 keep_image = frame.path is None or (frame.frame_index is not None and keep_video_frames)
                 yield Detections(
                     det["boxes"], det["scores"], det["labels"], names=names, image_path=frame.path,
                     image_size=tuple(frame.image.shape[-2:]), frame_index=frame.frame_index,
-                    label_to_category_id=mapping, image=frame.image if keep_image else None,
+                    label_to_category_id=label_to_category_id, image=frame.image if keep_image else None,
                 )
             bar.update(len(batch))
 

@@ -129,35 +129,51 @@ class OnnxDetector:
 
     def predict(
         self,
-        inputs: ImageLike | Sequence[ImageLike],
+        inputs: Any,
         batch_size: int = 8,
         score_thresh: float | None = None,
         nms_thresh: float | None = None,
         max_detections: int | None = None,
-    ) -> list[dict[str, Tensor]]:
-        """Detect objects in images, like :meth:`ObjectDetector.predict`.
+        *,
+        channels: str = "rgb",
+        stream: bool = False,
+        progress: bool | None = None,
+    ) -> Any:
+        """Detect objects, like :meth:`ObjectDetector.predict` (same sources, same results).
 
         Args:
-            inputs: a path, a PIL image, an HxWxC uint8 array, a CxHxW tensor or a list of them.
+            inputs: an image path, a folder, a glob, a video file, a PIL image, an HxWxC uint8 array,
+                a CxHxW tensor, or a list of these (see :mod:`autotimm.sources`).
             batch_size: images per graph run.
             score_thresh / nms_thresh / max_detections: override the exported settings. An
                 end-to-end graph has them baked in: it accepts a higher score threshold and fewer
                 detections, but no other NMS threshold.
+            channels: "rgb" (default) or "bgr" for arrays and tensors.
+            stream: return a generator (for videos and large folders).
+            progress: show a progress bar; default: for 16 images or more.
 
         Returns:
-            one dict per image: ``boxes`` Tensor[N, 4] x1y1x2y2 in ORIGINAL image pixels, ``scores``
-            Tensor[N], ``labels`` int64 Tensor[N] (indices into ``class_names``).
+            a list (or generator) of :class:`autotimm.results.Detections`: ``r["boxes"]`` Tensor[N, 4]
+            x1y1x2y2 in ORIGINAL image pixels, ``r["scores"]`` Tensor[N], ``r["labels"]`` int64
+            Tensor[N] (indices into ``class_names``), plus ``plot()``, ``save()``, ``to_coco()``, ...
         """
+        from autotimm.inference import run_source
+        from autotimm.sources import check_channels, resolve
+
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}.")
-        items = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
-        results: list[dict[str, Tensor]] = []
-        for start in range(0, len(items), batch_size):
-            images, params, sizes = self.preprocess(items[start : start + batch_size])
-            dets = self.detect(self.run(images), score_thresh, nms_thresh, max_detections)
-            for det, lb, size in zip(dets, params, sizes):
-                results.append({**det, "boxes": boxes_to_original(det["boxes"], lb, size)})
-        return results
+        check_channels(channels)
+        source = resolve(inputs)
+
+        def detect_batch(images: list[Tensor]) -> list[dict[str, Tensor]]:
+            batch, params, sizes = self.preprocess(images)
+            dets = self.detect(self.run(batch), score_thresh, nms_thresh, max_detections)
+            return [{**det, "boxes": boxes_to_original(det["boxes"], lb, size)} for det, lb, size in zip(dets, params, sizes)]
+
+        results = run_source(source, detect_batch, channels=channels, batch_size=batch_size,
+                             names=list(self.class_names) if self.class_names else None, progress=progress,
+                             keep_video_frames=stream)
+        return results if stream else list(results)
 
     # ------------------------------------------------------------------ post-processing
     def _unpad(self, outputs: dict[str, np.ndarray], score: float, nms: float, top: int) -> list[dict[str, Tensor]]:

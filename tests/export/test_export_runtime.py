@@ -77,6 +77,25 @@ def test_accepts_every_image_kind(files, images, tmp_path):
     assert len(single) == 1 and torch.equal(single[0]["scores"], reference["scores"])
 
 
+def test_folder_source_gives_detections_like_the_model(resnet_detector, files, images, tmp_path):
+    from PIL import Image
+
+    from autotimm.results import Detections
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i, image in enumerate(images):
+        Image.fromarray(image.permute(1, 2, 0).numpy()).save(folder / f"{i}.png")
+    detector = OnnxDetector(files[0])
+    results = detector.predict(folder, batch_size=2)
+    assert [r.image_path for r in results] == [str(folder / f"{i}.png") for i in range(len(images))]
+    assert all(isinstance(r, Detections) and r.names == detector.class_names for r in results)
+    expected = resnet_detector.predict(folder, image_size=SIZE, precision="fp32", score_thresh=0.15, max_detections=50)
+    assert match_detections(expected, results)[0]
+    bgr = images[1].flip(0)  # channels reversed
+    assert torch.equal(detector.predict(bgr, channels="bgr")[0]["boxes"], detector.predict(images[1])[0]["boxes"])
+
+
 def test_repr_and_attributes(files):
     detector = OnnxDetector(files[1])
     assert repr(detector) == f"OnnxDetector('{files[1]}', fcos, end-to-end, input 128x128, 3 classes)"
