@@ -30,6 +30,12 @@ def test_fit_writes_the_best_checkpoints_report(tiny_data, tmp_path):
     assert callback.report_dir == report_dir and best
     # The model keeps its final weights (the report borrowed the best ones).
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in weights_after_fit.items())
+    # Validating the best checkpoint gives the report's numbers (recall too, which is not ~0 here).
+    validator = AutoTrainer(default_root_dir=str(tmp_path / "val"), precision="32-true", accelerator="cpu", logger=False,
+                            enable_checkpointing=False, monitor=None, **quiet())
+    metrics = validator.validate(model, datamodule=tiny_data, ckpt_path=best, verbose=False)[0]
+    assert data["summary"]["mar_100"] > 0
+    assert data["summary"]["mar_100"] == pytest.approx(float(metrics["val/mAP_mar_100"]), abs=1e-4)
 
 
 def test_report_switch_off(tiny_data, tmp_path):
