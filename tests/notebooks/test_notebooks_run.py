@@ -61,9 +61,11 @@ def test_01_quickstart(tmp_path: Path) -> None:
     assert values["images"] == "2"
     # The fallback to random weights is said once, not silently.
     assert stream_text(nb, "stderr").count("cannot be downloaded here") == 1
-    # Sample grid, live plot, predictions.
-    assert output_types(nb).get("image/png", 0) >= 3
+    # Samples, live plot, PR and F1 curves, confusion matrix, two predictions.
+    assert output_types(nb).get("image/png", 0) >= 7
+    assert "score_thresh set to the best-F1 threshold" in text
     run = tmp_path / "runs" / "quickstart"
+    assert (run / "report" / "report.json").is_file()  # AutoTrainer's end-of-fit report
     assert (run / "checkpoints" / "last.ckpt").is_file()
     assert len(list((run / "checkpoints").glob("best-*.ckpt"))) == 1
     assert (run / "metrics.csv").is_file()
