@@ -46,9 +46,10 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _wants_source_predict(args: list[str]) -> bool:
-    """``predict --source/--checkpoint/--save-dir ...`` is ours; ``predict --config ...`` is LightningCLI's."""
+    """``predict --source/--checkpoint/--save-dir ...`` (and plain ``predict --help``) is ours;
+    ``predict --config ...`` is LightningCLI's."""
     ours = ("--source", "--checkpoint", "--save-dir")
-    return any(a.split("=", 1)[0] in ours for a in args)
+    return args in (["-h"], ["--help"]) or any(a.split("=", 1)[0] in ours for a in args)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="autotimm predict",
         description="Detect objects with a trained checkpoint; write drawn images (or video) and predictions.json.",
+        epilog="Without --source/--checkpoint/--save-dir, 'autotimm predict' is LightningCLI's predict subcommand "
+               "(autotimm predict --config config.yaml --ckpt_path best.ckpt).",
     )
     parser.add_argument("--checkpoint", required=True, help="Lightning .ckpt written while training an ObjectDetector.")
     parser.add_argument("--source", required=True, help="an image, a folder of images, a glob ('data/*.jpg') or a video file.")

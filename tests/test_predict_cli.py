@@ -96,3 +96,4 @@ def test_bad_source_and_lightning_predict_kept(checkpoint, tmp_path):
 
     assert not _wants_source_predict(["--config", "cfg.yaml", "--ckpt_path", "best.ckpt"])
     assert _wants_source_predict(["--source=imgs/", "--checkpoint", "x.ckpt", "--save-dir", "o"])
+    assert _wants_source_predict(["--help"]) and not _wants_source_predict(["--config", "c.yaml", "--help"])
