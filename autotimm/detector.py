@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from autotimm.arch.base import LOSS_NAMES, LossWeights, RawOutputs
 from autotimm.arch.registry import ARCHITECTURES, build_arch
-from autotimm.data.letterbox import boxes_to_original
+from autotimm.data.letterbox import to_original_frame
 from autotimm.losses.functional import FocalLoss
 from autotimm.models.backbone import Backbone, FeatureBackboneConfig
 from autotimm.models.neck import FPN, check_strides
@@ -556,22 +556,6 @@ def _seeded(seed: int | None) -> Iterator[None]:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield
-
-
-def to_original_frame(dets: list[dict[str, Tensor]], targets: Sequence[dict[str, Tensor]]) -> tuple[list[dict], list[dict]]:
-    """Map detections and targets from the input frame to the original frame (letterbox inverse)."""
-    preds, gts = [], []
-    for det, tgt in zip(dets, targets):
-        lb, size = tgt.get("letterbox"), tgt.get("orig_size")
-        if lb is None:
-            preds.append(det)
-            gts.append(tgt)
-            continue
-        preds.append({**det, "boxes": boxes_to_original(det["boxes"], lb, size)})
-        gt = {k: v for k, v in tgt.items() if k in ("boxes", "labels", "iscrowd", "area", "image_id")}
-        gt["boxes"] = boxes_to_original(tgt["boxes"].float(), lb, size)
-        gts.append(gt)
-    return preds, gts
 
 
 def _unreadable(path: Any, err: BaseException) -> ValueError:

@@ -106,7 +106,7 @@ def _detect_batch(model: Any, images: list[torch.Tensor], image_size: int | None
             if use_bf16:
                 inputs = inputs.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                outputs = model._network(inputs) if use_bf16 or not model.compile_model else model(inputs)
+                outputs = model.raw_outputs(inputs) if use_bf16 or not model.compile_model else model(inputs)
             dets = model.detect(outputs, tuple(inputs.shape[-2:]), score_thresh, nms_thresh, max_detections)
             return [
                 {"boxes": boxes_to_original(d["boxes"].float().cpu(), lb, size), "scores": d["scores"].float().cpu(),

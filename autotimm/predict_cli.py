@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; returns 0 on success."""
     args = build_parser().parse_args(argv)
-    from autotimm.export.cli import load_detector
+    from autotimm.export_cli import load_detector
 
     source = resolve(args.source)  # a bad source fails before the checkpoint is loaded
     model = load_detector(args.checkpoint)

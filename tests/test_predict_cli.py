@@ -59,7 +59,7 @@ def test_predict_folder_writes_drawn_images_and_coco_json(checkpoint, tmp_path):
 
     coco = COCO(str(out / "predictions.json"))
     assert len(coco.getAnnIds(imgIds=[1])) == 4
-    from autotimm.export.cli import load_detector
+    from autotimm.export_cli import load_detector
 
     expected = load_detector(checkpoint).predict(str(source / "img0.png"), precision="fp32")[0]
     first = [a for a in data["annotations"] if a["image_id"] == 1]

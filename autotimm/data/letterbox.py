@@ -104,3 +104,23 @@ def boxes_to_original(boxes: Tensor, params: Tensor, orig_size: Tensor | None = 
         upper = torch.stack([w, h, w, h])
         out = torch.minimum(out.clamp(min=0), upper)
     return out
+
+
+def to_original_frame(dets: list[dict[str, Tensor]], targets: Sequence[dict[str, Tensor]]) -> tuple[list[dict], list[dict]]:
+    """Map detections and targets from the input frame to the original frame (letterbox inverse).
+
+    Targets carry ``letterbox`` (scale, pad_x, pad_y) and ``orig_size`` (H, W) as the data module makes
+    them; those without are passed through. Returns (preds, targets) as the mAP metric takes them.
+    """
+    preds, gts = [], []
+    for det, tgt in zip(dets, targets):
+        lb, size = tgt.get("letterbox"), tgt.get("orig_size")
+        if lb is None:
+            preds.append(det)
+            gts.append(tgt)
+            continue
+        preds.append({**det, "boxes": boxes_to_original(det["boxes"], lb, size)})
+        gt = {k: v for k, v in tgt.items() if k in ("boxes", "labels", "iscrowd", "area", "image_id")}
+        gt["boxes"] = boxes_to_original(tgt["boxes"].float(), lb, size)
+        gts.append(gt)
+    return preds, gts

@@ -66,7 +66,7 @@ def collect(model: Any, loader: Any, precision: str = "auto", progress: bool | N
     ``validation_step`` hands the mAP metric)."""
     from tqdm.auto import tqdm
 
-    from autotimm.detector import to_original_frame
+    from autotimm.data.letterbox import to_original_frame
 
     device = model.device
     use_bf16 = resolve_precision(precision, device.type) == "bf16"
@@ -82,7 +82,7 @@ def collect(model: Any, loader: Any, precision: str = "auto", progress: bool | N
                 if use_bf16:
                     inputs = inputs.contiguous(memory_format=torch.channels_last)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                    outputs = model._network(inputs)
+                    outputs = model.raw_outputs(inputs)
                 dets = model.detect(outputs, tuple(inputs.shape[-2:]))
                 dets = [{k: v.float().cpu() if v.is_floating_point() else v.cpu() for k, v in d.items()} for d in dets]
                 p, t = to_original_frame(dets, batch_targets)
