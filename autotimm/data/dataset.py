@@ -22,15 +22,15 @@ in that hook takes effect for that whole epoch).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Sequence, get_args
+from typing import Callable, Literal, Sequence, get_args
 
 import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from autotimm.data.image_io import read_pil
-from autotimm.data.letterbox import boxes_to_input, letterbox_image
+from autotimm.data.image_io import read_image_size, read_pil, read_pil_reduced
+from autotimm.data.letterbox import boxes_to_input, letterbox_image, letterbox_params, resized_hw
 from autotimm.data.mosaic import make_mosaic, mixup
 from autotimm.data.records import DetectionRecord
 from autotimm.data.transforms import (
@@ -38,8 +38,10 @@ from autotimm.data.transforms import (
     AugmentConfig,
     apply_v2,
     photometric_and_flip,
+    pil_to_tensor,
     place_boxes,
     place_image,
+    reduced_placement,
     resolve_augment,
     sample_placement,
 )
@@ -55,7 +57,7 @@ class PlacedSample:
     """One image placed on the S x S canvas, with its boxes, before it becomes ``(image, target)``.
 
     Attributes:
-        image: uint8 Tensor[3, S, S] (input frame).
+        image: uint8 Tensor[3, S, S] (input frame; channels-last memory on the augmented path).
         boxes: float Tensor[N, 4] x1y1x2y2 in the input frame.
         labels: int64 Tensor[N]; iscrowd: int64 Tensor[N] (1 = ignore region).
         letterbox: float32 Tensor[3] ``(scale, pad_x, pad_y)`` of ``x_input = x_original * scale + pad``.
@@ -168,9 +170,15 @@ class DetectionDataset(Dataset):
             (image uint8 Tensor[3, H, W], boxes float32 Tensor[N, 4],
             {"labels": int64 [N], "iscrowd": int64 [N]}), with the ``difficult`` policy applied.
         """
+        # one writable copy (np.asarray of a PIL image is read-only), left channels-last: torch's
+        # uint8 resize runs several times faster on it, with identical output
+        image = pil_to_tensor(read_pil(self.records[index].image_path))
+        return (image, *self.load_boxes(index))
+
+    def load_boxes(self, index: int) -> tuple[Tensor, dict[str, Tensor]]:
+        """Boxes float32 Tensor[N, 4] (ORIGINAL frame) and their labels / iscrowd of one record,
+        with the ``difficult`` policy applied."""
         record = self.records[index]
-        # np.array copies into a writable buffer (np.asarray of a PIL image is read-only)
-        image = torch.from_numpy(np.array(read_pil(record.image_path))).permute(2, 0, 1).contiguous()
         boxes = torch.from_numpy(record.boxes).float()
         labels = torch.from_numpy(record.labels).long()
         crowd = torch.from_numpy(record.iscrowd)
@@ -180,12 +188,53 @@ class DetectionDataset(Dataset):
         elif self.difficult == "drop":
             keep = ~difficult
             boxes, labels, crowd = boxes[keep], labels[keep], crowd[keep]
-        return image, boxes, {"labels": labels, "iscrowd": crowd.long()}
+        return boxes, {"labels": labels, "iscrowd": crowd.long()}
+
+    def _fast_path(self) -> bool:
+        """Augmented samples (any config but the plain letterbox) are built from reduced JPEG
+        decodes (``read_pil_reduced``), resampled once, straight to their placement."""
+        return self.config is not None and self.config != AugmentConfig()
+
+    def _read_for(
+        self, index: int, scale_of: Callable[[tuple[int, int]], float]
+    ) -> tuple[Tensor, tuple[int, int], tuple[float, float]]:
+        """Read one image reduced as far as its output scale allows.
+
+        Args:
+            index: record index.
+            scale_of: original (H, W) -> the scale from the original frame to the output frame.
+
+        Returns:
+            (image uint8 Tensor[3, h, w] channels-last, possibly reduced; original (H, W);
+            (W_e, H_e): the original frame spans ``[0, W_e] x [0, H_e]`` of the image's pixels).
+        """
+        path = self.records[index].image_path
+        width, height = read_image_size(path)
+        orig_hw = (height, width)
+        image, extent = read_pil_reduced(path, resized_hw(orig_hw, scale_of(orig_hw)))
+        return pil_to_tensor(image), orig_hw, extent
 
     def _single(self, index: int) -> PlacedSample:
         """One image placed on the S x S canvas (jittered when the config asks for it)."""
+        size, config = self.image_size, self.config
+        if self._fast_path():
+            plain = config.scale_range == (1.0, 1.0) and not config.translate
+            drawn: dict[str, Tensor] = {}
+
+            def scale_of(orig_hw: tuple[int, int]) -> float:
+                params = letterbox_params(orig_hw, size) if plain else sample_placement(
+                    orig_hw, size, config.scale_range, config.translate)
+                drawn["params"] = params
+                return float(params[0])
+
+            image, orig_hw, extent = self._read_for(index, scale_of)
+            params = drawn["params"]
+            draw, content_hw = reduced_placement(params, orig_hw, tuple(image.shape[-2:]), extent)
+            canvas = place_image(image, draw, size, content_hw=content_hw)
+            boxes, extra = self.load_boxes(index)
+            boxes, keep = place_boxes(boxes, params, size, config.min_visibility, config.min_size)
+            return PlacedSample(canvas, boxes[keep], extra["labels"][keep], extra["iscrowd"][keep], params, orig_hw)
         image, boxes, extra = self.load(index)
-        size = self.image_size
         if callable(self.augment) and not isinstance(self.augment, AugmentConfig):
             image, boxes, extra = apply_v2(self.augment, image, boxes, extra)
             if image.dtype != torch.uint8 or image.ndim != 3:
@@ -194,32 +243,34 @@ class DetectionDataset(Dataset):
                     "it must return uint8 [3, H, W] (leave ToDtype/Normalize out: the model normalises)."
                 )
         orig_hw = (int(image.shape[-2]), int(image.shape[-1]))
-        config = self.config
-        if config is None or (config.scale_range == (1.0, 1.0) and not config.translate):
-            canvas, params = letterbox_image(image, size)
-            boxes = boxes_to_input(boxes, params)  # inside the image -> inside the canvas
-            return PlacedSample(canvas, boxes, extra["labels"], extra["iscrowd"], params, orig_hw)
-        params = sample_placement(orig_hw, size, config.scale_range, config.translate)
-        canvas = place_image(image, params, size)
-        boxes, keep = place_boxes(boxes, params, size, config.min_visibility, config.min_size)
-        return PlacedSample(canvas, boxes[keep], extra["labels"][keep], extra["iscrowd"][keep], params, orig_hw)
+        canvas, params = letterbox_image(image, size)
+        boxes = boxes_to_input(boxes, params)  # inside the image -> inside the canvas
+        return PlacedSample(canvas, boxes, extra["labels"], extra["iscrowd"], params, orig_hw)
 
     def _mosaic(self, index: int) -> PlacedSample:
-        """Four images (this one and three random) on a 2S x 2S mosaic, placed on S x S."""
+        """Four images (this one and three random) on a 2S x 2S mosaic, placed on S x S.
+
+        The placement of the 2S canvas on S x S is drawn first, and ``make_mosaic`` renders the
+        four tiles straight into it: each image decoded reduced and resampled once, no 2S canvas.
+        """
         config, size = self.config, self.image_size
-        indices = [index] + torch.randint(len(self), (3,)).tolist()
-        loaded = [self.load(i) for i in indices]
-        canvas, boxes, keeps, _ = make_mosaic(
-            [im for im, _, _ in loaded], [b for _, b, _ in loaded], size,
-            min_visibility=config.min_visibility, min_size=config.min_size,
-        )
-        extra = {k: torch.cat([e[k][keep] for (_, _, e), keep in zip(loaded, keeps)]) for k in loaded[0][2]}
-        boxes = torch.cat(boxes)
         side = 2 * size
         params = sample_placement((side, side), size, config.mosaic_scale, translate=True)
-        image = place_image(canvas, params, size)
-        boxes, keep = place_boxes(boxes, params, size, config.min_visibility, config.min_size)
-        return PlacedSample(image, boxes[keep], extra["labels"][keep], extra["iscrowd"][keep], params, (side, side))
+        scale, pad_x, pad_y = float(params[0]), int(params[1]), int(params[2])
+        indices = [index] + torch.randint(len(self), (3,)).tolist()
+        images, hws, extents, boxes, extras = [], [], [], [], []
+        for i in indices:
+            image, hw, extent = self._read_for(i, lambda hw: float(letterbox_params(hw, size)[0]) * scale)
+            box, extra = self.load_boxes(i)
+            images.append(image), hws.append(hw), extents.append(extent), boxes.append(box), extras.append(extra)
+        canvas, boxes, keeps, _ = make_mosaic(
+            images, boxes, size, min_visibility=config.min_visibility, min_size=config.min_size,
+            canvas_scale=scale, offset=(pad_x, pad_y), out_size=size, orig_sizes=hws, extents=extents,
+        )
+        extra = {k: torch.cat([e[k][keep] for e, keep in zip(extras, keeps)]) for k in extras[0]}
+        identity = torch.tensor([1.0, 0.0, 0.0])  # boxes are in the output frame, clipped to their tiles
+        boxes, keep = place_boxes(torch.cat(boxes), identity, size, config.min_visibility, config.min_size)
+        return PlacedSample(canvas, boxes[keep], extra["labels"][keep], extra["iscrowd"][keep], params, (side, side))
 
 
 def collate_detection(batch: Sequence[tuple[Tensor, Target]]) -> tuple[Tensor, list[Target]]:
