@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from autotimm.data.color import pil_to_tensor
 from autotimm.data.image_io import read_image_size, read_pil, read_pil_reduced
 from autotimm.data.letterbox import boxes_to_input, letterbox_image, letterbox_params, resized_hw
 from autotimm.data.mosaic import make_mosaic, mixup
@@ -38,7 +39,6 @@ from autotimm.data.transforms import (
     AugmentConfig,
     apply_v2,
     photometric_and_flip,
-    pil_to_tensor,
     place_boxes,
     place_image,
     reduced_placement,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Any
@@ -162,7 +163,8 @@ def read_pil_reduced(path: str | os.PathLike, min_hw: tuple[int, int]) -> tuple[
     if not path.is_file():
         raise FileNotFoundError(f"Image file not found: '{path}'.")
     try:
-        with Image.open(path) as im:
+        # one read of the whole file: PIL's decoder would read it in many small chunks
+        with Image.open(io.BytesIO(path.read_bytes())) as im:
             want_h, want_w = (max(1, int(v)) for v in min_hw)
             swapped = im.getexif().get(_EXIF_ORIENTATION, 1) in _TRANSPOSED
             if swapped:

@@ -125,6 +125,9 @@ def mixup(image_a: Tensor, image_b: Tensor, ratio: float = 0.5) -> Tensor:
     """
     if image_a.shape != image_b.shape:
         raise ValueError(f"mixup needs images of one shape; got {tuple(image_a.shape)} and {tuple(image_b.shape)}.")
-    # one float32 buffer, updated in place (the blend of two uint8 images needs no more)
-    blended = image_a.to(torch.float32).mul_(ratio).add_(image_b, alpha=1.0 - ratio)
+    if ratio == 0.5:  # the usual case, in int16: (a + b) / 2 rounded half to even, no float copies
+        total = image_a.to(torch.int16).add_(image_b)
+        half = total >> 1
+        return half.add_(total.bitwise_and_(half).bitwise_and_(1)).to(torch.uint8)  # odd sum, odd half: up
+    blended = image_a.float() * ratio + image_b.float() * (1.0 - ratio)
     return blended.round_().clamp_(0, 255).to(torch.uint8)

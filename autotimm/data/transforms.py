@@ -25,14 +25,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Union
 
-import numpy as np
 import torch
-from PIL import Image
 from torch import Tensor
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
+from autotimm.data.color import Uint8ColorJitter
 from autotimm.data.letterbox import PAD_VALUE, boxes_to_input, letterbox_params, resized_hw
 
 AugmentPreset = Literal["none", "default", "strong"]
@@ -148,20 +147,6 @@ def sample_placement(
     return torch.tensor([scale, pads[0], pads[1]], dtype=torch.float32)
 
 
-def pil_to_tensor(image: Image.Image) -> Tensor:
-    """RGB PIL image -> uint8 Tensor[3, H, W] in channels-last memory (one copy of the pixels).
-
-    Channels-last is what torch's vectorised uint8 antialiased resize runs fastest on, several
-    times faster than on planar [3, H, W] memory or PIL's own resize.
-    """
-    return torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)
-
-
-def tensor_to_pil(image: Tensor) -> Image.Image:
-    """uint8 Tensor[3, H, W] -> RGB PIL image (no copy when the tensor is channels-last)."""
-    return Image.fromarray(image.permute(1, 2, 0).contiguous().numpy(), "RGB")
-
-
 def reduced_placement(
     params: Tensor, orig_hw: tuple[int, int], image_hw: tuple[int, int], extent: tuple[float, float]
 ) -> tuple[Tensor, tuple[int, int]]:
@@ -265,85 +250,6 @@ def place_boxes(
     full = (mapped[:, 2:] - mapped[:, :2]).prod(1).clamp(min=1e-6)  # [N]
     keep = (wh >= max(min_size, 1e-3)).all(1) & (area >= min_visibility * full)
     return clipped, keep
-
-
-GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601-2 luma, as PIL's "L" and torchvision's grayscale
-
-
-def _lut(fn: Callable[[np.ndarray], np.ndarray], bands: int = 3) -> list[int]:
-    """A PIL ``point`` table: ``fn`` of the 256 uint8 values, rounded and clipped, once per band."""
-    values = np.clip(np.rint(fn(np.arange(256, dtype=np.float64))), 0, 255).astype(np.int64)
-    return values.tolist() * bands
-
-
-def adjust_brightness_pil(image: Image.Image, factor: float) -> Image.Image:
-    """``v * factor`` per channel value, by lookup table (torchvision's ``adjust_brightness``)."""
-    return image.point(_lut(lambda v: v * factor))
-
-
-def adjust_contrast_pil(image: Image.Image, factor: float) -> Image.Image:
-    """``mean + factor * (v - mean)`` with ``mean`` the image's mean grey level, by lookup table
-    (torchvision's ``adjust_contrast``); the mean comes from the three channel histograms."""
-    hist = np.asarray(image.histogram(), dtype=np.float64).reshape(3, 256)  # [3, 256]
-    channel_means = hist @ np.arange(256) / max(hist[0].sum(), 1.0)  # [3]
-    mean = float(np.dot(GRAY_WEIGHTS, channel_means))
-    return image.point(_lut(lambda v: mean + factor * (v - mean)))
-
-
-def hue_matrix(factor: float) -> np.ndarray:
-    """3x3 RGB matrix that turns hue by ``factor`` of a turn around the grey axis (YIQ chroma
-    rotation): luma and chroma magnitude are kept, greys stay grey.
-
-    Returns:
-        float64 [3, 3] ``M`` with ``rgb_out = M @ rgb``.
-    """
-    to_yiq = np.array([GRAY_WEIGHTS, (0.595716, -0.274453, -0.321263), (0.211456, -0.522591, 0.311135)])
-    angle = 2.0 * np.pi * factor
-    cos, sin = np.cos(angle), np.sin(angle)
-    # rotating I -> Q turns red towards green, as a positive HSV hue shift does
-    rotate = np.array([(1.0, 0.0, 0.0), (0.0, cos, sin), (0.0, -sin, cos)])
-    return np.linalg.inv(to_yiq) @ rotate @ to_yiq
-
-
-def _convert_matrix(image: Image.Image, matrix: np.ndarray) -> Image.Image:
-    """Apply a 3x3 colour matrix per pixel in PIL's C code (rounded, clipped to uint8)."""
-    return image.convert("RGB", tuple(np.concatenate([matrix, np.zeros((3, 1))], 1).ravel().tolist()))
-
-
-def adjust_saturation_pil(image: Image.Image, factor: float) -> Image.Image:
-    """``grey + factor * (v - grey)`` per pixel, ``grey`` its luma (torchvision's
-    ``adjust_saturation``), as one colour matrix."""
-    return _convert_matrix(image, factor * np.eye(3) + (1.0 - factor) * np.tile(np.asarray(GRAY_WEIGHTS), (3, 1)))
-
-
-def adjust_hue_pil(image: Image.Image, factor: float) -> Image.Image:
-    """Turn the hue by ``factor`` of a turn (``factor`` in [-0.5, 0.5], as ``adjust_hue``).
-
-    A chroma rotation (:func:`hue_matrix`) in one colour-matrix pass instead of torchvision's HSV
-    round trip, which costs ~25x more; for the small turns used in training (|factor| <= 0.05)
-    the two agree within a few levels on saturated colours and exactly on greys.
-    """
-    return _convert_matrix(image, hue_matrix(factor))
-
-
-class Uint8ColorJitter(v2.ColorJitter):
-    """``v2.ColorJitter`` (same factor ranges, same random order of the four adjustments, drawn by
-    ``v2.ColorJitter.make_params``) that runs on uint8 RGB images with lookup tables and colour
-    matrices in PIL's C code: no float copy of the image. Other inputs go to ``v2.ColorJitter``.
-    """
-
-    _ADJUST = (adjust_brightness_pil, adjust_contrast_pil, adjust_saturation_pil, adjust_hue_pil)
-    _FACTORS = ("brightness_factor", "contrast_factor", "saturation_factor", "hue_factor")
-
-    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
-        if not (isinstance(inpt, tv_tensors.Image) and inpt.dtype == torch.uint8 and inpt.ndim == 3 and inpt.shape[0] == 3):
-            return super().transform(inpt, params)
-        image = tensor_to_pil(inpt.as_subclass(Tensor))
-        for fn_id in params["fn_idx"].tolist():
-            factor = params[self._FACTORS[fn_id]]
-            if factor is not None:
-                image = self._ADJUST[fn_id](image, factor)
-        return tv_tensors.wrap(pil_to_tensor(image), like=inpt)
 
 
 def photometric_and_flip(config: AugmentConfig) -> v2.Transform | None:
