@@ -117,3 +117,41 @@ def test_user_transform_must_keep_uint8(two_records):
     to_float = v2.ToDtype(torch.float32, scale=True)
     with pytest.raises(ValueError, match=r"augment callable returned a torch.float32 image.*must return uint8"):
         DetectionDataset(two_records, ["x", "y"], 64, augment=to_float)[0]
+
+
+def red_on_blue_records(tmp_path, count=6):
+    from PIL import Image
+
+    g = torch.Generator().manual_seed(1)
+    records = []
+    for k in range(count):
+        w, h = (int(v) for v in torch.randint(60, 300, (2,), generator=g))
+        x1, y1 = int(w * 0.2), int(h * 0.25)
+        x2, y2 = int(w * 0.7), int(h * 0.8)
+        image = Image.new("RGB", (w, h), (20, 20, 220))
+        image.paste((220, 20, 20), (x1, y1, x2, y2))
+        path = tmp_path / f"{k}.png"
+        image.save(path)
+        records.append(DetectionRecord(path, w, h, boxes=[[x1, y1, x2, y2]], labels=[0], image_id=k))
+    return records
+
+
+@pytest.mark.parametrize("mosaic", [0.0, 1.0])
+def test_augmented_boxes_sit_on_their_pixels(tmp_path, mosaic):
+    config = AugmentConfig(scale_range=(0.5, 1.5), translate=True, hflip_prob=0.5, mosaic_prob=mosaic)
+    ds = DetectionDataset(red_on_blue_records(tmp_path), ["r"], image_size=96, augment=config)
+    torch.manual_seed(0)
+    checked = 0
+    for _ in range(4):
+        for i in range(len(ds)):
+            image, target = ds[i]
+            for x1, y1, x2, y2 in target["boxes"].round().int().tolist():
+                if x2 - x1 < 6 or y2 - y1 < 6:
+                    continue
+                inside = image[:, y1 + 2 : y2 - 2, x1 + 2 : x2 - 2].float().mean((1, 2))
+                assert inside[0] > 180 and inside[2] < 60, (i, target["boxes"], inside)
+                ring = [image[:, y, x] for x, y in ((x1 - 2, (y1 + y2) // 2), (x2 + 1, (y1 + y2) // 2),
+                                                    ((x1 + x2) // 2, y1 - 2), ((x1 + x2) // 2, y2 + 1)) if 0 <= x < 96 and 0 <= y < 96]
+                assert all(int(p[0]) < 150 for p in ring), (i, target["boxes"], ring)  # not red just outside
+                checked += 1
+    assert checked >= 10
