@@ -4,7 +4,7 @@ Brightness, contrast, saturation and hue (torchvision's ``adjust_*`` definitions
 affine map of the RGB vector ``v`` that sends greys to greys and keeps the mean luma ``m`` in step:
 
 * brightness ``b``: ``b * v``
-* contrast ``c``: ``c * v + (1 - c) * m * 1`` (``m`` the image's mean luma)
+* contrast ``c``: ``c * v + (1 - c) * m * 1`` (``m`` the image's mean luma, from a 1/16 sample)
 * saturation ``s``: ``s * v + (1 - s) * (w . v) * 1`` (``w`` the luma weights)
 * hue ``h``: a turn of the chroma plane by ``h`` of a full turn around the grey axis (YIQ), in
   place of torchvision's HSV round trip, which costs ~25x more; for the small turns used in
@@ -64,11 +64,14 @@ def hue_matrix(factor: float) -> np.ndarray:
     return np.linalg.inv(_TO_YIQ) @ rotate @ _TO_YIQ
 
 
-def mean_luma(image: Image.Image) -> float:
-    """Mean luma ``w . v`` over the pixels of an RGB image, from its three channel histograms."""
-    hist = np.asarray(image.histogram(), dtype=np.float64).reshape(3, 256)  # [3, 256]
-    channel_means = hist @ np.arange(256) / max(hist[0].sum(), 1.0)  # [3]
-    return float(np.dot(GRAY_WEIGHTS, channel_means))
+def mean_luma(image: Tensor, stride: int = 4) -> float:
+    """Mean luma ``w . v`` of a uint8 Tensor[3, H, W], over every ``stride``-th row and column.
+
+    The contrast pivot: a 1/16 sample moves it by a fraction of a level on photos, which moves the
+    output by ``(1 - contrast)`` times that, at a fraction of the cost of a full pass.
+    """
+    sample = image[:, ::stride, ::stride].float()  # [3, H / stride, W / stride]
+    return float(torch.tensor(GRAY_WEIGHTS) @ sample.mean((1, 2)))
 
 
 def jitter_map(
@@ -111,10 +114,10 @@ class Uint8ColorJitter(v2.ColorJitter):
         fast = isinstance(inpt, tv_tensors.Image) and inpt.dtype == torch.uint8 and inpt.ndim == 3 and inpt.shape[0] == 3
         if not fast:
             return super().transform(inpt, params)
-        image = tensor_to_pil(inpt.as_subclass(Tensor))
+        plain = inpt.as_subclass(Tensor)
         contrast = params["contrast_factor"]
         matrix, offset = jitter_map(
-            mean_luma(image) if contrast is not None else 0.0, params["brightness_factor"], contrast,
+            mean_luma(plain) if contrast is not None else 0.0, params["brightness_factor"], contrast,
             params["saturation_factor"], params["hue_factor"],
         )
-        return tv_tensors.wrap(pil_to_tensor(apply_color_map(image, matrix, offset)), like=inpt)
+        return tv_tensors.wrap(pil_to_tensor(apply_color_map(tensor_to_pil(plain), matrix, offset)), like=inpt)
