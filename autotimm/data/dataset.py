@@ -24,10 +24,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Literal, Sequence, get_args
 
-import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
+from torchvision.transforms.v2 import functional as TF
 
 from autotimm.data.color import pil_to_tensor
 from autotimm.data.image_io import read_image_size, read_pil, read_pil_reduced
@@ -49,6 +49,8 @@ from autotimm.utils.validation import options_text
 
 DifficultPolicy = Literal["ignore", "keep", "drop"]
 DIFFICULT_POLICIES: tuple[DifficultPolicy, ...] = get_args(DifficultPolicy)
+CacheMode = Literal["none", "ram"]
+CACHE_MODES: tuple[CacheMode, ...] = get_args(CacheMode)
 Target = dict[str, Tensor]
 
 
@@ -95,6 +97,10 @@ class DetectionDataset(Dataset):
             and ``iscrowd``.
         difficult: VOC ``difficult`` boxes become ignore regions ("ignore", VOC's evaluation rule),
             stay ordinary boxes ("keep"), or are removed ("drop").
+        cache: "ram" decodes every image once, up front, scaled to fit ``image_size`` (never
+            enlarged), and keeps it in memory for the augmented path (a memory estimate is
+            printed first; DataLoader workers started later share the pages). "none" decodes
+            per sample. The plain letterbox ("none" augment, validation) always reads the file.
 
     Example:
         >>> records, names, _ = read_coco("data/shapes/val.json")  # doctest: +SKIP
@@ -108,7 +114,10 @@ class DetectionDataset(Dataset):
         image_size: int = 640,
         augment: Augment = "none",
         difficult: DifficultPolicy = "ignore",
+        cache: CacheMode = "none",
     ) -> None:
+        if cache not in CACHE_MODES:
+            raise ValueError(f"cache must be {options_text(CACHE_MODES)}; got {cache!r}.")
         if not isinstance(image_size, int) or image_size < 32:
             raise ValueError(f"image_size must be an int >= 32; got {image_size!r}.")
         if difficult not in DIFFICULT_POLICIES:
@@ -123,6 +132,10 @@ class DetectionDataset(Dataset):
         self.post_transform = photometric_and_flip(config) if config is not None else None
         # shared memory, so persistent DataLoader workers see set_strong_augment() (module docstring)
         self._strong = torch.ones((), dtype=torch.bool).share_memory_()
+        self.cache = cache
+        self._cached: list[tuple[Tensor, tuple[int, int], tuple[float, float]]] | None = None
+        if cache == "ram" and self._fast_path():
+            self._cached = self._fill_cache()
 
     # -- strong augmentation switch ---------------------------------------------------------
     @property
@@ -208,11 +221,41 @@ class DetectionDataset(Dataset):
             (image uint8 Tensor[3, h, w] channels-last, possibly reduced; original (H, W);
             (W_e, H_e): the original frame spans ``[0, W_e] x [0, H_e]`` of the image's pixels).
         """
+        if self._cached is not None:
+            image, orig_hw, extent = self._cached[index]
+            scale_of(orig_hw)  # the placement is drawn all the same
+            return image, orig_hw, extent
         path = self.records[index].image_path
         width, height = read_image_size(path)
         orig_hw = (height, width)
         image, extent = read_pil_reduced(path, resized_hw(orig_hw, scale_of(orig_hw)))
         return pil_to_tensor(image), orig_hw, extent
+
+    def _fill_cache(self) -> list[tuple[Tensor, tuple[int, int], tuple[float, float]]]:
+        """Decode every image once, scaled to fit S x S (never enlarged); print the memory first.
+
+        Returns:
+            Per record: (uint8 Tensor[3, h, w] channels-last, original (H, W), (W_e, H_e) the
+            original frame's extent in the cached pixels).
+        """
+        size = self.image_size
+        sizes = [(int(r.height), int(r.width)) for r in self.records]  # the readers' sizes, for the estimate
+        fit = [resized_hw(hw, min(1.0, float(letterbox_params(hw, size)[0]))) for hw in sizes]
+        megabytes = sum(3 * h * w for h, w in fit) / 2**20
+        print(f"DetectionDataset: caching {len(self.records)} images in RAM at up to {size} px: ~{megabytes:.0f} MiB.", flush=True)
+        cached = []
+        for record in self.records:
+            width, height = read_image_size(record.image_path)
+            orig_hw = (height, width)
+            scale = min(1.0, float(letterbox_params(orig_hw, size)[0]))
+            target = resized_hw(orig_hw, scale)
+            image, extent = read_pil_reduced(record.image_path, target)
+            tensor = pil_to_tensor(image)
+            if tuple(tensor.shape[-2:]) != target:  # resample the (reduced) decode to fit S exactly
+                tensor = TF.resize(tensor, list(target), antialias=True)
+                extent = (extent[0] * target[1] / image.width, extent[1] * target[0] / image.height)
+            cached.append((tensor, orig_hw, extent))
+        return cached
 
     def _single(self, index: int) -> PlacedSample:
         """One image placed on the S x S canvas (jittered when the config asks for it)."""

@@ -12,7 +12,7 @@ from benchmarks import loader_speed
 def test_per_core_rates_cover_every_preset_and_restore_threads():
     threads = torch.get_num_threads()
     rates = loader_speed.per_core_rates(image_size=64, samples=3, rounds=3)
-    assert list(rates) == ["none", "default", "strong"]
+    assert list(rates) == ["none", "default", "strong", "default, cache=ram", "strong, cache=ram"]
     assert all(math.isfinite(r) and r > 0 for r in rates.values())
     assert torch.get_num_threads() == threads
 

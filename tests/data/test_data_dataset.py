@@ -136,10 +136,11 @@ def red_on_blue_records(tmp_path, count=6):
     return records
 
 
+@pytest.mark.parametrize("cache", ["none", "ram"])
 @pytest.mark.parametrize("mosaic", [0.0, 1.0])
-def test_augmented_boxes_sit_on_their_pixels(tmp_path, mosaic):
+def test_augmented_boxes_sit_on_their_pixels(tmp_path, mosaic, cache):
     config = AugmentConfig(scale_range=(0.5, 1.5), translate=True, hflip_prob=0.5, mosaic_prob=mosaic)
-    ds = DetectionDataset(red_on_blue_records(tmp_path), ["r"], image_size=96, augment=config)
+    ds = DetectionDataset(red_on_blue_records(tmp_path), ["r"], image_size=96, augment=config, cache=cache)
     torch.manual_seed(0)
     checked = 0
     for _ in range(4):
@@ -155,3 +156,24 @@ def test_augmented_boxes_sit_on_their_pixels(tmp_path, mosaic):
                 assert all(int(p[0]) < 150 for p in ring), (i, target["boxes"], ring)  # not red just outside
                 checked += 1
     assert checked >= 10
+
+
+def test_ram_cache_prints_its_size_and_holds_images_that_fit(tmp_path, capsys):
+    records = red_on_blue_records(tmp_path, count=3)
+    ds = DetectionDataset(records, ["r"], image_size=64, augment="default", cache="ram")
+    expected = sum(3 * h * w for h, w in (
+        (max(1, round(r.height * s)), max(1, round(r.width * s)))
+        for r in records for s in [min(1.0, 64 / max(r.height, r.width))]
+    )) / 2**20
+    assert f"caching 3 images in RAM at up to 64 px: ~{expected:.0f} MiB" in capsys.readouterr().out
+    for (image, orig_hw, extent), record in zip(ds._cached, records):
+        assert max(image.shape[-2:]) <= 64 and image.dtype == torch.uint8
+        assert orig_hw == (record.height, record.width)
+        assert extent == pytest.approx((image.shape[-1], image.shape[-2]), abs=0.5)  # the whole image, scaled
+    plain = DetectionDataset(records, ["r"], image_size=64, cache="ram")  # the exact letterbox never uses it
+    assert plain._cached is None and "caching" not in capsys.readouterr().out
+
+
+def test_bad_cache(two_records):
+    with pytest.raises(ValueError, match="cache must be 'none' or 'ram'; got 'disk'"):
+        DetectionDataset(two_records, ["x", "y"], 64, cache="disk")
