@@ -12,6 +12,11 @@ Each sample is ``(image, target)``:
   augmentation it describes the final resize/crop only (flips are not in it; for a mosaic,
   ``orig_size`` is the 2S x 2S mosaic canvas).
 
+Augmented samples (any ``AugmentConfig`` but the plain letterbox) read the image header first, draw
+their placement, then decode JPEGs at 1/2, 1/4 or 1/8 size where the output scale allows
+(``read_pil_reduced``), or take the image from ``cache="ram"``; boxes always map from the original
+frame, so they stay exact. The plain letterbox ("none", validation) decodes the full image.
+
 Strong augmentation (mosaic, mixup) reads a flag kept in a one-element SHARED-MEMORY tensor.
 DataLoader workers, persistent ones included, hold the same memory, so
 ``dataset.set_strong_augment(False)`` in the main process reaches every worker from the next batch

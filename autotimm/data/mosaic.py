@@ -2,7 +2,9 @@
 
 Mosaic puts four images around a random centre ``(xc, yc)`` of a ``2S x 2S`` canvas, each scaled by
 its own letterbox scale to ``S`` and cut to its quadrant (its "tile"); boxes are clipped to their
-tile. The dataset then scales the canvas down to ``S x S`` with the usual jittered placement.
+tile. The dataset then scales the canvas down to ``S x S`` with the usual jittered placement; it
+draws that placement first and has :func:`make_mosaic` render the four tiles straight into it (each
+image resampled once, no ``2S x 2S`` canvas), tiles rounded to whole output pixels.
 Mixup averages two ``S x S`` samples and keeps the boxes of both.
 """
 

@@ -8,7 +8,13 @@ their meaning; the validation path is the special case ``U = 1``, offset 0. Boxe
 the canvas and dropped when less than ``min_visibility`` of their area survives the crop.
 
 Flip and colour jitter then run as ``torchvision.transforms.v2`` on ``tv_tensors.Image`` /
-``tv_tensors.BoundingBoxes`` in the input frame (a flip is not undone by the ``letterbox`` params).
+``tv_tensors.BoundingBoxes`` in the input frame (a flip is not undone by the ``letterbox`` params);
+the colour jitter is :class:`autotimm.data.color.Uint8ColorJitter`, one affine colour map in uint8.
+
+Speed (the augmented path must keep a GPU fed): images stay uint8 and channels-last in memory, on
+which torch's vectorised antialiased resize runs several times faster than on planar memory (same
+output); the dataset decodes JPEGs reduced to the output scale (``read_pil_reduced``) and
+:func:`reduced_placement` draws such a decode exactly where the original would go.
 Mosaic and mixup live in :mod:`autotimm.data.mosaic`; they need several images, so the dataset
 applies them.
 
