@@ -175,5 +175,7 @@ def read_pil_reduced(path: str | os.PathLike, min_hw: tuple[int, int]) -> tuple[
             if swapped:
                 extent = extent[::-1]
             return pil_to_rgb(ImageOps.exif_transpose(im)), (float(extent[0]), float(extent[1]))
+    except Image.DecompressionBombError as err:
+        raise _too_large(path, err) from err
     except (OSError, SyntaxError, ValueError) as err:
         raise ValueError(f"Cannot decode image '{path}': {err}") from err

@@ -69,3 +69,10 @@ def test_dataset_with_reduced_decode_keeps_letterbox_and_boxes_exact(tmp_path):
     assert inside[0] > 200 and inside[2] < 40
     ring = torch.cat([image_b[:, y1 - 3, x1:x2], image_b[:, y2 + 2, x1:x2], image_b[:, y1:y2, x1 - 3], image_b[:, y1:y2, x2 + 2]], 1)
     assert (ring[0].float().mean() < 40) and (ring[2].float().mean() > 200)  # blue just outside the box
+
+
+def test_reduced_decode_names_a_decompression_bomb(tmp_path, monkeypatch):
+    path = big_jpeg(tmp_path / "big.jpg")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 1601 x 1203 is over twice this: PIL refuses it
+    with pytest.raises(ValueError, match="larger than PIL's safety limit"):
+        read_pil_reduced(path, (10, 10))
