@@ -102,6 +102,11 @@ def apply_color_map(image: Image.Image, matrix: np.ndarray, offset: np.ndarray) 
     return image.convert("RGB", tuple(np.concatenate([matrix, offset[:, None]], 1).ravel().tolist()))
 
 
+def map_grey(matrix: np.ndarray, offset: np.ndarray, value: float) -> int:
+    """Where the colour map sends the grey ``(value, value, value)`` (greys stay grey), as uint8."""
+    return int(np.clip(np.rint(matrix[0].sum() * value + offset[0]), 0, 255))
+
+
 class Uint8ColorJitter(v2.ColorJitter):
     """``v2.ColorJitter`` whose four adjustments run as one affine colour map on uint8 RGB.
 
@@ -110,14 +115,17 @@ class Uint8ColorJitter(v2.ColorJitter):
     path; other inputs (float images, boxes) go to ``v2.ColorJitter`` itself.
     """
 
+    @staticmethod
+    def color_map(params: dict[str, Any], mean: float) -> tuple[np.ndarray, np.ndarray]:
+        """The affine map ``(A [3, 3], t [3])`` of one draw of ``make_params``, for an image of
+        mean luma ``mean``."""
+        return jitter_map(mean, params["brightness_factor"], params["contrast_factor"],
+                          params["saturation_factor"], params["hue_factor"])
+
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
         fast = isinstance(inpt, tv_tensors.Image) and inpt.dtype == torch.uint8 and inpt.ndim == 3 and inpt.shape[0] == 3
         if not fast:
             return super().transform(inpt, params)
         plain = inpt.as_subclass(Tensor)
-        contrast = params["contrast_factor"]
-        matrix, offset = jitter_map(
-            mean_luma(plain) if contrast is not None else 0.0, params["brightness_factor"], contrast,
-            params["saturation_factor"], params["hue_factor"],
-        )
+        matrix, offset = self.color_map(params, mean_luma(plain) if params["contrast_factor"] is not None else 0.0)
         return tv_tensors.wrap(pil_to_tensor(apply_color_map(tensor_to_pil(plain), matrix, offset)), like=inpt)

@@ -26,17 +26,19 @@ in that hook takes effect for that whole epoch).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Literal, Sequence, get_args
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Literal, Sequence, get_args
 
 import torch
+from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
+from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as TF
 
-from autotimm.data.color import pil_to_tensor
+from autotimm.data.color import Uint8ColorJitter, apply_color_map, map_grey, mean_luma, pil_to_tensor, tensor_to_pil
 from autotimm.data.image_io import read_image_size, read_pil, read_pil_reduced
-from autotimm.data.letterbox import boxes_to_input, letterbox_image, letterbox_params, resized_hw
+from autotimm.data.letterbox import PAD_VALUE, boxes_to_input, letterbox_image, letterbox_params, resized_hw
 from autotimm.data.mosaic import make_mosaic, mixup
 from autotimm.data.records import DetectionRecord
 from autotimm.data.transforms import (
@@ -134,7 +136,12 @@ class DetectionDataset(Dataset):
         self.augment = resolve_augment(augment)
         config = self.augment if isinstance(self.augment, AugmentConfig) else None
         self.config = config
-        self.post_transform = photometric_and_flip(config) if config is not None else None
+        # flip as a v2 transform; the colour jitter runs on its own, on the source image when that
+        # is smaller than the canvas (``_single``), else on the finished canvas (``__getitem__``)
+        no_jitter = replace(config, brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0) if config else None
+        self.post_transform = photometric_and_flip(no_jitter) if no_jitter is not None else None
+        jitter = (config.brightness, config.contrast, config.saturation, config.hue) if config else (0.0,)
+        self.jitter = Uint8ColorJitter(*(j or None for j in jitter)) if any(jitter) else None
         # shared memory, so persistent DataLoader workers see set_strong_augment() (module docstring)
         self._strong = torch.ones((), dtype=torch.bool).share_memory_()
         self.cache = cache
@@ -160,14 +167,21 @@ class DetectionDataset(Dataset):
         record = self.records[index]
         config = self.config
         strong = config is not None and config.uses_strong and self.strong_augment
-        if strong and float(torch.rand(())) < config.mosaic_prob:
+        colour = self.jitter.make_params([]) if self.jitter is not None else None
+        use_mosaic = strong and float(torch.rand(())) < config.mosaic_prob
+        use_mixup = strong and float(torch.rand(())) < config.mixup_prob
+        coloured = False
+        if use_mosaic:
             sample = self._mosaic(index)
         else:
-            sample = self._single(index)
-        if strong and float(torch.rand(())) < config.mixup_prob:
-            other = self._single(int(torch.randint(len(self), ())))
+            sample, coloured = self._single(index, colour=None if use_mixup else colour)
+        if use_mixup:
+            other, _ = self._single(int(torch.randint(len(self), ())))
             extra = {k: torch.cat([sample.extra[k], other.extra[k]]) for k in sample.extra}
             sample = sample.with_boxes(mixup(sample.image, other.image), torch.cat([sample.boxes, other.boxes]), extra)
+        if colour is not None and not coloured:
+            image = self.jitter.transform(tv_tensors.Image(sample.image), colour).as_subclass(Tensor)
+            sample = sample.with_boxes(image, sample.boxes, sample.extra)
         if self.post_transform is not None:
             sample = sample.with_boxes(*apply_v2(self.post_transform, sample.image, sample.boxes, sample.extra))
         target = {
@@ -213,28 +227,32 @@ class DetectionDataset(Dataset):
         decodes (``read_pil_reduced``), resampled once, straight to their placement."""
         return self.config is not None and self.config != AugmentConfig()
 
-    def _read_for(
-        self, index: int, scale_of: Callable[[tuple[int, int]], float]
-    ) -> tuple[Tensor, tuple[int, int], tuple[float, float]]:
-        """Read one image reduced as far as its output scale allows.
+    def _header(self, index: int) -> tuple[int, int]:
+        """Original (H, W) of one image, from its header (or the RAM cache)."""
+        if self._cached is not None:
+            return self._cached[index][1]
+        width, height = read_image_size(self.records[index].image_path)
+        return height, width
+
+    def _decode(
+        self, index: int, need_hw: tuple[int, int], colour: Callable[[Image.Image], Image.Image] | None = None
+    ) -> tuple[Tensor, tuple[float, float]]:
+        """Decode one image reduced as far as ``need_hw`` (the size it is drawn at) allows.
 
         Args:
             index: record index.
-            scale_of: original (H, W) -> the scale from the original frame to the output frame.
+            need_hw: (h, w) of the image in the output frame.
+            colour: optional map applied to the decoded image before it becomes a tensor.
 
         Returns:
-            (image uint8 Tensor[3, h, w] channels-last, possibly reduced; original (H, W);
-            (W_e, H_e): the original frame spans ``[0, W_e] x [0, H_e]`` of the image's pixels).
+            (image uint8 Tensor[3, h, w] channels-last, possibly reduced; (W_e, H_e): the original
+            frame spans ``[0, W_e] x [0, H_e]`` of the image's pixels).
         """
         if self._cached is not None:
-            image, orig_hw, extent = self._cached[index]
-            scale_of(orig_hw)  # the placement is drawn all the same
-            return image, orig_hw, extent
-        path = self.records[index].image_path
-        width, height = read_image_size(path)
-        orig_hw = (height, width)
-        image, extent = read_pil_reduced(path, resized_hw(orig_hw, scale_of(orig_hw)))
-        return pil_to_tensor(image), orig_hw, extent
+            image, _, extent = self._cached[index]
+            return (pil_to_tensor(colour(tensor_to_pil(image))) if colour else image), extent
+        image, extent = read_pil_reduced(self.records[index].image_path, need_hw)
+        return pil_to_tensor(colour(image) if colour else image), extent
 
     def _fill_cache(self) -> list[tuple[Tensor, tuple[int, int], tuple[float, float]]]:
         """Decode every image once, scaled to fit S x S (never enlarged); print the memory first.
@@ -262,26 +280,52 @@ class DetectionDataset(Dataset):
             cached.append((tensor, orig_hw, extent))
         return cached
 
-    def _single(self, index: int) -> PlacedSample:
-        """One image placed on the S x S canvas (jittered when the config asks for it)."""
+    def _single(self, index: int, colour: dict[str, Any] | None = None) -> tuple[PlacedSample, bool]:
+        """One image placed on the S x S canvas (jittered when the config asks for it).
+
+        Args:
+            index: record index.
+            colour: a ``Uint8ColorJitter.make_params`` draw to apply here when that is cheaper:
+                on the decoded source when it has fewer pixels than the canvas (the colour map
+                commutes with the resize; the padding gets the map's image of the pad grey and the
+                contrast pivot is the canvas's mean luma, from the source's and the pad's shares).
+
+        Returns:
+            (sample, whether ``colour`` was applied).
+        """
         size, config = self.image_size, self.config
         if self._fast_path():
-            plain = config.scale_range == (1.0, 1.0) and not config.translate
-            drawn: dict[str, Tensor] = {}
+            orig_hw = self._header(index)
+            if config.scale_range == (1.0, 1.0) and not config.translate:
+                params = letterbox_params(orig_hw, size)
+            else:
+                params = sample_placement(orig_hw, size, config.scale_range, config.translate)
+            new_hw = resized_hw(orig_hw, float(params[0]))
+            pad_value, recolour = PAD_VALUE, None
+            if colour is not None:
+                pad_x, pad_y = int(params[1]), int(params[2])
+                shown = [max(0, min(size, p + n) - max(0, p)) for p, n in ((pad_x, new_hw[1]), (pad_y, new_hw[0]))]
+                share = shown[0] * shown[1] / size**2  # of the canvas covered by the image
+                pads: list[int] = []
 
-            def scale_of(orig_hw: tuple[int, int]) -> float:
-                params = letterbox_params(orig_hw, size) if plain else sample_placement(
-                    orig_hw, size, config.scale_range, config.translate)
-                drawn["params"] = params
-                return float(params[0])
+                def recolour(source: Image.Image) -> Image.Image:
+                    if source.width * source.height >= size * size:
+                        return source  # cheaper on the canvas
+                    mean = share * mean_luma(pil_to_tensor(source.reduce(4) if min(source.size) >= 8 else source), 1)
+                    matrix, offset = Uint8ColorJitter.color_map(colour, mean + (1.0 - share) * PAD_VALUE)
+                    pads.append(map_grey(matrix, offset, PAD_VALUE))
+                    return apply_color_map(source, matrix, offset)
 
-            image, orig_hw, extent = self._read_for(index, scale_of)
-            params = drawn["params"]
+            image, extent = self._decode(index, new_hw, recolour)
+            coloured = colour is not None and bool(pads)
+            if coloured:
+                pad_value = pads[0]
             draw, content_hw = reduced_placement(params, orig_hw, tuple(image.shape[-2:]), extent)
-            canvas = place_image(image, draw, size, content_hw=content_hw)
+            canvas = place_image(image, draw, size, pad_value, content_hw=content_hw)
             boxes, extra = self.load_boxes(index)
             boxes, keep = place_boxes(boxes, params, size, config.min_visibility, config.min_size)
-            return PlacedSample(canvas, boxes[keep], extra["labels"][keep], extra["iscrowd"][keep], params, orig_hw)
+            sample = PlacedSample(canvas, boxes[keep], extra["labels"][keep], extra["iscrowd"][keep], params, orig_hw)
+            return sample, coloured
         image, boxes, extra = self.load(index)
         if callable(self.augment) and not isinstance(self.augment, AugmentConfig):
             image, boxes, extra = apply_v2(self.augment, image, boxes, extra)
@@ -293,7 +337,7 @@ class DetectionDataset(Dataset):
         orig_hw = (int(image.shape[-2]), int(image.shape[-1]))
         canvas, params = letterbox_image(image, size)
         boxes = boxes_to_input(boxes, params)  # inside the image -> inside the canvas
-        return PlacedSample(canvas, boxes, extra["labels"], extra["iscrowd"], params, orig_hw)
+        return PlacedSample(canvas, boxes, extra["labels"], extra["iscrowd"], params, orig_hw), False
 
     def _mosaic(self, index: int) -> PlacedSample:
         """Four images (this one and three random) on a 2S x 2S mosaic, placed on S x S.
@@ -308,7 +352,8 @@ class DetectionDataset(Dataset):
         indices = [index] + torch.randint(len(self), (3,)).tolist()
         images, hws, extents, boxes, extras = [], [], [], [], []
         for i in indices:
-            image, hw, extent = self._read_for(i, lambda hw: float(letterbox_params(hw, size)[0]) * scale)
+            hw = self._header(i)
+            image, extent = self._decode(i, resized_hw(hw, float(letterbox_params(hw, size)[0]) * scale))
             box, extra = self.load_boxes(i)
             images.append(image), hws.append(hw), extents.append(extent), boxes.append(box), extras.append(extra)
         canvas, boxes, keeps, _ = make_mosaic(

@@ -177,3 +177,30 @@ def test_ram_cache_prints_its_size_and_holds_images_that_fit(tmp_path, capsys):
 def test_bad_cache(two_records):
     with pytest.raises(ValueError, match="cache must be 'none' or 'ram'; got 'disk'"):
         DetectionDataset(two_records, ["x", "y"], 64, cache="disk")
+
+
+@pytest.mark.parametrize("translate", [False, True])
+def test_colour_jitter_on_the_source_equals_it_on_the_canvas(tmp_path, translate):
+    from PIL import Image
+    from torchvision import tv_tensors
+
+    g = torch.Generator().manual_seed(0)
+    pixels = torch.randint(60, 200, (30, 40, 3), dtype=torch.uint8, generator=g)
+    pixels = torch.nn.functional.avg_pool2d(pixels.permute(2, 0, 1).float()[None], 3, 1, 1)[0].round().to(torch.uint8)
+    Image.fromarray(pixels.permute(1, 2, 0).numpy()).save(tmp_path / "s.png")  # smooth texture, 40 x 30 < 64 x 64
+    record = DetectionRecord(tmp_path / "s.png", 40, 30, boxes=[[4, 4, 20, 20]], labels=[0], image_id=1)
+    config = AugmentConfig(brightness=0.3, contrast=0.3, saturation=0.4, hue=0.015, translate=translate,
+                           scale_range=(0.9, 1.1) if translate else (1.0, 1.0))
+    ds = DetectionDataset([record], ["r"], image_size=64, augment=config)
+    for seed in range(4):
+        torch.manual_seed(seed)
+        colour = ds.jitter.make_params([])
+        on_source, coloured = ds._single(0, colour=colour)
+        assert coloured
+        torch.manual_seed(seed)
+        ds.jitter.make_params([])  # the same draws as above, in the same order
+        plain, _ = ds._single(0)
+        on_canvas = ds.jitter.transform(tv_tensors.Image(plain.image), colour).as_subclass(torch.Tensor)
+        assert torch.equal(on_source.boxes, plain.boxes) and torch.equal(on_source.letterbox, plain.letterbox)
+        diff = (on_source.image.int() - on_canvas.int()).abs()
+        assert diff.float().mean() < 1.0 and diff.max() <= 2, (seed, diff.float().mean(), diff.max())
