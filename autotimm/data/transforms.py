@@ -247,10 +247,10 @@ def place_boxes(
         (boxes Tensor[N, 4] float32 clipped, input frame; keep Tensor[N] bool).
     """
     mapped = boxes_to_input(boxes.float(), params)  # [N, 4]
-    region = (0, 0, size, size) if isinstance(size, int) else size
-    lower = mapped.new_tensor(region[:2]).repeat(2)  # [4]
-    upper = mapped.new_tensor(region[2:]).repeat(2)  # [4]
-    clipped = torch.minimum(torch.maximum(mapped, lower), upper)  # [N, 4]
+    x1, y1, x2, y2 = (0, 0, size, size) if isinstance(size, int) else size
+    # few, small ops: this runs several times per sample (a mosaic clips to tiles, then the canvas)
+    bounds = torch.tensor([[x1, y1, x1, y1], [x2, y2, x2, y2]], dtype=mapped.dtype)  # [2, 4]
+    clipped = torch.clamp(mapped, bounds[0], bounds[1])  # [N, 4]
     wh = clipped[:, 2:] - clipped[:, :2]  # [N, 2]
     area = wh.prod(1)  # [N]
     full = (mapped[:, 2:] - mapped[:, :2]).prod(1).clamp(min=1e-6)  # [N]
