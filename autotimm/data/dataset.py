@@ -106,8 +106,9 @@ class DetectionDataset(Dataset):
             stay ordinary boxes ("keep"), or are removed ("drop").
         cache: "ram" decodes every image once, up front, scaled to fit ``image_size`` (never
             enlarged), and keeps it in memory for the augmented path (a memory estimate is
-            printed first; DataLoader workers started later share the pages). "none" decodes
-            per sample. The plain letterbox ("none" augment, validation) always reads the file.
+            printed first; forked DataLoader workers share the pages, spawned ones each get a
+            copy). "none" decodes per sample. The plain letterbox ("none" augment, validation)
+            always reads the file.
 
     Example:
         >>> records, names, _ = read_coco("data/shapes/val.json")  # doctest: +SKIP
