@@ -1,12 +1,20 @@
-"""Can the data loader feed training? Images/s of the train loader vs a resnet18 FCOS training step.
+"""Can the data loader feed training? Augmentation images/s per core, loader images/s, model steps.
 
-    python -m benchmarks.loader_speed [--image-size 512] [--workers 2] [--batch-size 16] [--no-model]
+    python -m benchmarks.loader_speed [--image-size 640] [--workers 2] [--batch-size 16] [--no-model]
 
-Measures the train DataLoader of the bundled datasets (raccoon: real JPEGs 178-2000 px; shapes:
-small synthetic JPEGs) with each augmentation preset, after one warm-up epoch (persistent workers),
-then, when ``autotimm.ObjectDetector`` imports, the images/s of a resnet18 FCOS training step
-(forward, loss, backward, optimizer step) on one of those batches. Prints a table and appends it to
-benchmarks/RESULTS.md under "## Data loader".
+Three parts, printed as one table and appended to benchmarks/RESULTS.md under "## Data loader":
+
+1. Per core: ``DetectionDataset[i]`` of the bundled raccoon photos (real JPEGs 178-2000 px) with each
+   preset ("none", "default", "strong"), in this one process, no workers, ``torch.set_num_threads(1)``.
+   The presets take turns in short rounds, so a machine whose load changes hurts them alike, and
+   each is reported with its ratio to "none". CPU flags (AVX2/AVX-512: torch's uint8 resize and
+   Pillow's kernels use them) and the load average are printed with it.
+2. The train DataLoader of the bundled datasets (raccoon; shapes: small synthetic JPEGs) with each
+   preset and ``--workers`` workers, after one warm-up epoch (persistent workers).
+3. When ``autotimm.ObjectDetector`` imports: the images/s of a resnet18 FCOS training step alone
+   (forward, loss, backward, optimizer step on one batch held in memory) and of a whole training
+   epoch (the loader feeding the same step). The epoch far below the step means training is
+   loader-bound.
 """
 
 from __future__ import annotations
@@ -16,34 +24,105 @@ import os
 import platform
 import time
 from datetime import date
+from itertools import islice
 from pathlib import Path
+from typing import Any
 
 import torch
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 HEADING = "## Data loader"
+PRESETS = ("none", "default", "strong")
+CPU_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "amx_tile", "neon", "asimd")
 
 
-def loader_rate(dataset: str, augment: str, image_size: int, workers: int, batch_size: int, epochs: int) -> tuple[float, tuple]:
-    """Images/s of the train loader over ``epochs`` epochs after a warm-up epoch; and one batch."""
+def cpu_summary() -> str:
+    """CPU model and the SIMD flags that matter for uint8 image kernels (Linux; else the platform)."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() in ("flags", "Features"):
+                flags = set(value.split())
+    except OSError:
+        pass
+    shown = [f for f in CPU_FLAGS if f in flags]
+    return f"{model}; flags: {' '.join(shown) or 'unknown'}"
+
+
+def per_core_rates(image_size: int, samples: int, rounds: int = 5, seed: int = 0) -> dict[str, float]:
+    """Images/s of ``DetectionDataset[i]`` per preset on the raccoon photos, one process, one thread.
+
+    Args:
+        image_size: output side S.
+        samples: samples per preset, split over ``rounds`` rounds in which the presets take turns.
+        rounds: alternations; more rounds spread a changing machine load evenly over the presets.
+        seed: ``torch.manual_seed`` before the timed rounds (same draws on every run).
+
+    Returns:
+        {preset: images/s}, the augmented presets also as "<preset>, cache=ram".
+    """
+    from autotimm.data import example
+    from autotimm.data.dataset import DetectionDataset
+    from autotimm.data.readers import read_coco
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        ds_info = example("raccoon")
+        ann = read_coco(ds_info.train, ds_info.images_dir)
+        datasets = {p: DetectionDataset(ann.records, ann.class_names, image_size, p) for p in PRESETS}
+        for preset in PRESETS[1:]:  # the augmented presets again, from decoded images kept in RAM
+            datasets[f"{preset}, cache=ram"] = DetectionDataset(ann.records, ann.class_names, image_size, preset, cache="ram")
+        for ds in datasets.values():  # warm-up: page cache, lazy imports
+            ds[0]
+        torch.manual_seed(seed)
+        seconds = dict.fromkeys(datasets, 0.0)
+        per_round = max(1, samples // rounds)
+        index = 0
+        for _ in range(rounds):
+            for preset, ds in datasets.items():
+                start = time.perf_counter()
+                for i in range(index, index + per_round):
+                    ds[i % len(ds)]
+                seconds[preset] += time.perf_counter() - start
+            index += per_round
+        return {p: per_round * rounds / seconds[p] for p in datasets}
+    finally:
+        torch.set_num_threads(threads)
+
+
+def loader_rate(dataset: str, augment: str, image_size: int, workers: int, batch_size: int, epochs: int) -> tuple[float, Any]:
+    """Images/s of the train loader over ``epochs`` epochs after a warm-up epoch; and the loader."""
     from autotimm.data import example
 
     dm = example(dataset).datamodule(image_size=image_size, batch_size=batch_size, num_workers=workers,
                                      augment=augment, image_check="none")
     dm.setup("fit")
     loader = dm.train_dataloader()
-    batch = None
-    for batch in loader:  # warm-up: worker start, page cache
+    for _ in loader:  # warm-up: worker start, page cache
         pass
     count, start = 0, time.perf_counter()
     for _ in range(epochs):
         for images, _ in loader:
             count += images.shape[0]
-    return count / (time.perf_counter() - start), batch
+    return count / (time.perf_counter() - start), loader
 
 
-def model_rate(batch: tuple, num_classes: int, steps: int, bf16: bool) -> float | None:
-    """Images/s of resnet18 FCOS training steps on ``batch``; None when the detector is unavailable."""
+def model_rates(loader: Any, num_classes: int, steps: int, bf16: bool) -> tuple[float, float] | None:
+    """Images/s of resnet18 FCOS training steps: on one batch held in memory, and fed by ``loader``.
+
+    Args:
+        loader: the train DataLoader (batches of uint8 images and target lists).
+        num_classes: K of the detector.
+        steps: timed steps of each kind (the loader part stops early at the end of an epoch).
+        bf16: CPU autocast to bfloat16 with channels-last weights.
+
+    Returns:
+        (step alone, whole loop: loader + step) images/s, or None when the detector is unavailable.
+    """
     try:
         from autotimm import FeatureBackboneConfig, ObjectDetector
     except (ImportError, AttributeError):
@@ -52,25 +131,33 @@ def model_rate(batch: tuple, num_classes: int, steps: int, bf16: bool) -> float 
     model.train()
     if not hasattr(model, "compute_loss"):
         return None
-    images, targets = batch
-    images = model.normalize(images) if hasattr(model, "normalize") else images.float() / 255
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-4)
     if bf16:
         model = model.to(memory_format=torch.channels_last)
-        images = images.contiguous(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-4)
 
-    def step() -> None:
+    def step(images: torch.Tensor, targets: list) -> None:
+        images = model.normalize(images) if hasattr(model, "normalize") else images.float() / 255
+        if bf16:
+            images = images.contiguous(memory_format=torch.channels_last)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             loss = model.compute_loss(images, targets)["loss"]
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
 
-    step()  # warm-up
+    batches = iter(loader)
+    held = next(batches)
+    step(*held)  # warm-up
     start = time.perf_counter()
     for _ in range(steps):
-        step()
-    return steps * images.shape[0] / (time.perf_counter() - start)
+        step(*held)
+    alone = steps * held[0].shape[0] / (time.perf_counter() - start)
+    count, start = 0, time.perf_counter()
+    for images, targets in islice(batches, steps):  # the loader is timed with the step
+        step(images, targets)
+        count += images.shape[0]
+    loop = count / (time.perf_counter() - start) if count else float("nan")
+    return alone, loop
 
 
 def append_results(lines: list[str]) -> None:
@@ -89,40 +176,58 @@ def append_results(lines: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--image-size", type=int, default=512)
+    parser.add_argument("--image-size", type=int, default=640)
+    parser.add_argument("--samples", type=int, default=200, help="per-core samples per preset")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs per loader")
-    parser.add_argument("--steps", type=int, default=3, help="timed training steps")
-    parser.add_argument("--no-model", action="store_true", help="time the loader only")
+    parser.add_argument("--steps", type=int, default=3, help="timed training steps (alone, and fed by the loader)")
+    parser.add_argument("--no-loader", action="store_true", help="skip the DataLoader part")
+    parser.add_argument("--no-model", action="store_true", help="skip the training-step part")
     parser.add_argument("--no-write", action="store_true", help="do not append to RESULTS.md")
     args = parser.parse_args(argv)
 
+    cpu = cpu_summary()
+    print(f"CPU: {cpu}; load average {os.getloadavg()[0]:.1f} at the start", flush=True)
+    rows: list[tuple[str, float, str]] = []
+    rates = per_core_rates(args.image_size, args.samples)
+    for preset, rate in rates.items():
+        ratio = rates["none"] / rate
+        rows.append((f"per core, raccoon, augment={preset}", rate, f"{ratio:.2f}x the time of none"))
+        print(f"{rows[-1][0]:<44} {rate:8.1f} img/s  {rows[-1][2]}", flush=True)
+
     torch.set_num_threads(max(1, (os.cpu_count() or 1)))
-    rows, batch = [], None
-    for dataset in ("raccoon", "shapes"):
-        for augment in ("none", "default", "strong"):
-            rate, last = loader_rate(dataset, augment, args.image_size, args.workers, args.batch_size, args.epochs)
-            rows.append((f"loader {dataset}, augment={augment}", rate))
-            if dataset == "raccoon" and augment == "default":
-                batch = last
-            print(f"{rows[-1][0]:<44} {rate:8.1f} img/s", flush=True)
-    if not args.no_model and batch is not None:
+    loader = None
+    if not args.no_loader or not args.no_model:
+        for dataset in ("raccoon", "shapes") if not args.no_loader else ("raccoon",):
+            for augment in PRESETS if not args.no_loader else ("default",):
+                rate, last = loader_rate(dataset, augment, args.image_size, args.workers, args.batch_size, args.epochs)
+                if dataset == "raccoon" and augment == "default":
+                    loader = last
+                if not args.no_loader:
+                    rows.append((f"loader {dataset}, augment={augment}, {args.workers} workers", rate, ""))
+                    print(f"{rows[-1][0]:<44} {rate:8.1f} img/s", flush=True)
+    if not args.no_model and loader is not None:
         bf16_ok = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
         for bf16 in (False, True) if bf16_ok else (False,):
-            rate = model_rate(batch, 1, args.steps, bf16)
-            if rate is None:
+            result = model_rates(loader, 1, args.steps, bf16)
+            if result is None:
                 print("autotimm.ObjectDetector (with compute_loss) is not available: loader half only.")
                 break
-            label = "resnet18 FCOS train step" + (", bf16 + channels_last" if bf16 else ", fp32")
-            rows.append((label, rate))
-            print(f"{label:<44} {rate:8.1f} img/s", flush=True)
+            kind = "bf16 + channels_last" if bf16 else "fp32"
+            alone, loop = result
+            rows.append((f"resnet18 FCOS train step alone, {kind}", alone, ""))
+            rows.append((f"resnet18 FCOS training epoch (loader + step), {kind}", loop,
+                         f"{loop / alone:.2f} of the step alone" + (" (loader-bound)" if loop < 0.9 * alone else "")))
+            for name, rate, note in rows[-2:]:
+                print(f"{name:<44} {rate:8.1f} img/s  {note}", flush=True)
 
-    cpu = platform.processor() or platform.machine()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     header = (f"{date.today().isoformat()}, {os.cpu_count()} CPU cores ({cpu}), load average {load:.1f} at the end, "
-              f"torch {torch.__version__}, {args.image_size} px, batch {args.batch_size}, {args.workers} workers")
-    lines = [header, "", "| what | images/s |", "|---|---:|"] + [f"| {name} | {rate:.1f} |" for name, rate in rows]
+              f"torch {torch.__version__}, {args.image_size} px, batch {args.batch_size}, {args.workers} workers; "
+              "per core: one process, no workers, 1 torch thread")
+    lines = [header, "", "| what | images/s | note |", "|---|---:|---|"]
+    lines += [f"| {name} | {rate:.1f} | {note} |" for name, rate, note in rows]
     print("\n" + "\n".join(lines))
     if not args.no_write:
         append_results(lines)

@@ -15,7 +15,14 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from autotimm.data.dataset import DIFFICULT_POLICIES, DetectionDataset, DifficultPolicy, collate_detection
+from autotimm.data.dataset import (
+    CACHE_MODES,
+    DIFFICULT_POLICIES,
+    CacheMode,
+    DetectionDataset,
+    DifficultPolicy,
+    collate_detection,
+)
 from autotimm.data.readers import FORMATS, AnnotationFormat, read_annotations
 from autotimm.data.records import Annotations
 from autotimm.data.sampler import EpochShuffleSampler, ResumableLoader
@@ -68,6 +75,8 @@ class DetectionDataModule(L.LightningDataModule):
         shuffle_seed: seed of the training order, which depends only on (seed, epoch) so that a
             resumed run sees the images in the same order as an uninterrupted one. Default: the
             ``seed_everything`` seed when one is set, else a random one; kept in checkpoints.
+        cache: "ram" keeps the training images decoded in memory, scaled to fit ``image_size``
+            (see ``DetectionDataset``; a memory estimate is printed first); "none" reads per sample.
 
     Example:
         >>> dm = DetectionDataModule(train="data/shapes/train.json", val="data/shapes/val.json",
@@ -100,6 +109,7 @@ class DetectionDataModule(L.LightningDataModule):
         drop_last: bool = False,
         reader_options: Mapping[str, Any] | None = None,
         shuffle_seed: int | None = None,
+        cache: CacheMode = "none",
     ) -> None:
         super().__init__()
         if format not in FORMATS:
@@ -137,6 +147,9 @@ class DetectionDataModule(L.LightningDataModule):
         self.val_batch_size = val_batch_size or batch_size
         self.num_workers = default_num_workers() if num_workers is None else num_workers
         self.augment = augment
+        if cache not in CACHE_MODES:
+            raise ValueError(f"cache must be {options_text(CACHE_MODES)}; got {cache!r}.")
+        self.cache = cache
         self.strict = strict
         self.image_check = image_check
         self.difficult = difficult
@@ -254,7 +267,8 @@ class DetectionDataModule(L.LightningDataModule):
             warnings.warn(message + " Its mAP is undefined (logged as NaN), so checkpoints cannot be chosen by it.",
                           stacklevel=2)
         augment = self.augment if split == "train" else "none"
-        return DetectionDataset(records, ann.class_names, self.image_size, augment, self.difficult)
+        cache = self.cache if split == "train" else "none"
+        return DetectionDataset(records, ann.class_names, self.image_size, augment, self.difficult, cache=cache)
 
     def _loader(self, dataset: DetectionDataset | None, split: str, train: bool) -> DataLoader:
         if dataset is None:

@@ -12,6 +12,11 @@ Each sample is ``(image, target)``:
   augmentation it describes the final resize/crop only (flips are not in it; for a mosaic,
   ``orig_size`` is the 2S x 2S mosaic canvas).
 
+Augmented samples (any ``AugmentConfig`` but the plain letterbox) read the image header first, draw
+their placement, then decode JPEGs at 1/2, 1/4 or 1/8 size where the output scale allows
+(``read_pil_reduced``), or take the image from ``cache="ram"``; boxes always map from the original
+frame, so they stay exact. The plain letterbox ("none", validation) decodes the full image.
+
 Strong augmentation (mosaic, mixup) reads a flag kept in a one-element SHARED-MEMORY tensor.
 DataLoader workers, persistent ones included, hold the same memory, so
 ``dataset.set_strong_augment(False)`` in the main process reaches every worker from the next batch
@@ -21,16 +26,19 @@ in that hook takes effect for that whole epoch).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal, Sequence, get_args
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Literal, Sequence, get_args
 
-import numpy as np
 import torch
+from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
+from torchvision import tv_tensors
+from torchvision.transforms.v2 import functional as TF
 
-from autotimm.data.image_io import read_pil
-from autotimm.data.letterbox import boxes_to_input, letterbox_image
+from autotimm.data.color import Uint8ColorJitter, apply_color_map, map_grey, mean_luma, pil_to_tensor, tensor_to_pil
+from autotimm.data.image_io import read_image_size, read_pil, read_pil_reduced
+from autotimm.data.letterbox import PAD_VALUE, boxes_to_input, letterbox_image, letterbox_params, resized_hw
 from autotimm.data.mosaic import make_mosaic, mixup
 from autotimm.data.records import DetectionRecord
 from autotimm.data.transforms import (
@@ -40,6 +48,7 @@ from autotimm.data.transforms import (
     photometric_and_flip,
     place_boxes,
     place_image,
+    reduced_placement,
     resolve_augment,
     sample_placement,
 )
@@ -47,6 +56,8 @@ from autotimm.utils.validation import options_text
 
 DifficultPolicy = Literal["ignore", "keep", "drop"]
 DIFFICULT_POLICIES: tuple[DifficultPolicy, ...] = get_args(DifficultPolicy)
+CacheMode = Literal["none", "ram"]
+CACHE_MODES: tuple[CacheMode, ...] = get_args(CacheMode)
 Target = dict[str, Tensor]
 
 
@@ -55,7 +66,7 @@ class PlacedSample:
     """One image placed on the S x S canvas, with its boxes, before it becomes ``(image, target)``.
 
     Attributes:
-        image: uint8 Tensor[3, S, S] (input frame).
+        image: uint8 Tensor[3, S, S] (input frame; channels-last memory on the augmented path).
         boxes: float Tensor[N, 4] x1y1x2y2 in the input frame.
         labels: int64 Tensor[N]; iscrowd: int64 Tensor[N] (1 = ignore region).
         letterbox: float32 Tensor[3] ``(scale, pad_x, pad_y)`` of ``x_input = x_original * scale + pad``.
@@ -93,6 +104,11 @@ class DetectionDataset(Dataset):
             and ``iscrowd``.
         difficult: VOC ``difficult`` boxes become ignore regions ("ignore", VOC's evaluation rule),
             stay ordinary boxes ("keep"), or are removed ("drop").
+        cache: "ram" decodes every image once, up front, scaled to fit ``image_size`` (never
+            enlarged), and keeps it in memory for the augmented path (a memory estimate is
+            printed first; forked DataLoader workers share the pages, spawned ones each get a
+            copy). "none" decodes per sample. The plain letterbox ("none" augment, validation)
+            always reads the file.
 
     Example:
         >>> records, names, _ = read_coco("data/shapes/val.json")  # doctest: +SKIP
@@ -106,7 +122,10 @@ class DetectionDataset(Dataset):
         image_size: int = 640,
         augment: Augment = "none",
         difficult: DifficultPolicy = "ignore",
+        cache: CacheMode = "none",
     ) -> None:
+        if cache not in CACHE_MODES:
+            raise ValueError(f"cache must be {options_text(CACHE_MODES)}; got {cache!r}.")
         if not isinstance(image_size, int) or image_size < 32:
             raise ValueError(f"image_size must be an int >= 32; got {image_size!r}.")
         if difficult not in DIFFICULT_POLICIES:
@@ -118,9 +137,18 @@ class DetectionDataset(Dataset):
         self.augment = resolve_augment(augment)
         config = self.augment if isinstance(self.augment, AugmentConfig) else None
         self.config = config
-        self.post_transform = photometric_and_flip(config) if config is not None else None
+        # flip as a v2 transform; the colour jitter runs on its own, on the source image when that
+        # is smaller than the canvas (``_single``), else on the finished canvas (``__getitem__``)
+        no_jitter = replace(config, brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0) if config else None
+        self.post_transform = photometric_and_flip(no_jitter) if no_jitter is not None else None
+        jitter = (config.brightness, config.contrast, config.saturation, config.hue) if config else (0.0,)
+        self.jitter = Uint8ColorJitter(*(j or None for j in jitter)) if any(jitter) else None
         # shared memory, so persistent DataLoader workers see set_strong_augment() (module docstring)
         self._strong = torch.ones((), dtype=torch.bool).share_memory_()
+        self.cache = cache
+        self._cached: list[tuple[Tensor, tuple[int, int], tuple[float, float]]] | None = None
+        if cache == "ram" and self._fast_path():
+            self._cached = self._fill_cache()
 
     # -- strong augmentation switch ---------------------------------------------------------
     @property
@@ -140,14 +168,21 @@ class DetectionDataset(Dataset):
         record = self.records[index]
         config = self.config
         strong = config is not None and config.uses_strong and self.strong_augment
-        if strong and float(torch.rand(())) < config.mosaic_prob:
+        colour = self.jitter.make_params([]) if self.jitter is not None else None
+        use_mosaic = strong and float(torch.rand(())) < config.mosaic_prob
+        use_mixup = strong and float(torch.rand(())) < config.mixup_prob
+        coloured = False
+        if use_mosaic:
             sample = self._mosaic(index)
         else:
-            sample = self._single(index)
-        if strong and float(torch.rand(())) < config.mixup_prob:
-            other = self._single(int(torch.randint(len(self), ())))
+            sample, coloured = self._single(index, colour=None if use_mixup else colour)
+        if use_mixup:
+            other, _ = self._single(int(torch.randint(len(self), ())))
             extra = {k: torch.cat([sample.extra[k], other.extra[k]]) for k in sample.extra}
             sample = sample.with_boxes(mixup(sample.image, other.image), torch.cat([sample.boxes, other.boxes]), extra)
+        if colour is not None and not coloured:
+            image = self.jitter.transform(tv_tensors.Image(sample.image), colour).as_subclass(Tensor)
+            sample = sample.with_boxes(image, sample.boxes, sample.extra)
         if self.post_transform is not None:
             sample = sample.with_boxes(*apply_v2(self.post_transform, sample.image, sample.boxes, sample.extra))
         target = {
@@ -168,9 +203,15 @@ class DetectionDataset(Dataset):
             (image uint8 Tensor[3, H, W], boxes float32 Tensor[N, 4],
             {"labels": int64 [N], "iscrowd": int64 [N]}), with the ``difficult`` policy applied.
         """
+        # one writable copy (np.asarray of a PIL image is read-only), left channels-last: torch's
+        # uint8 resize runs several times faster on it, with identical output
+        image = pil_to_tensor(read_pil(self.records[index].image_path))
+        return (image, *self.load_boxes(index))
+
+    def load_boxes(self, index: int) -> tuple[Tensor, dict[str, Tensor]]:
+        """Boxes float32 Tensor[N, 4] (ORIGINAL frame) and their labels / iscrowd of one record,
+        with the ``difficult`` policy applied."""
         record = self.records[index]
-        # np.array copies into a writable buffer (np.asarray of a PIL image is read-only)
-        image = torch.from_numpy(np.array(read_pil(record.image_path))).permute(2, 0, 1).contiguous()
         boxes = torch.from_numpy(record.boxes).float()
         labels = torch.from_numpy(record.labels).long()
         crowd = torch.from_numpy(record.iscrowd)
@@ -180,12 +221,113 @@ class DetectionDataset(Dataset):
         elif self.difficult == "drop":
             keep = ~difficult
             boxes, labels, crowd = boxes[keep], labels[keep], crowd[keep]
-        return image, boxes, {"labels": labels, "iscrowd": crowd.long()}
+        return boxes, {"labels": labels, "iscrowd": crowd.long()}
 
-    def _single(self, index: int) -> PlacedSample:
-        """One image placed on the S x S canvas (jittered when the config asks for it)."""
-        image, boxes, extra = self.load(index)
+    def _fast_path(self) -> bool:
+        """Augmented samples (any config but the plain letterbox) are built from reduced JPEG
+        decodes (``read_pil_reduced``), resampled once, straight to their placement."""
+        return self.config is not None and self.config != AugmentConfig()
+
+    def _header(self, index: int) -> tuple[int, int]:
+        """Original (H, W) of one image, from its header (or the RAM cache)."""
+        if self._cached is not None:
+            return self._cached[index][1]
+        width, height = read_image_size(self.records[index].image_path)
+        return height, width
+
+    def _decode(
+        self, index: int, need_hw: tuple[int, int], colour: Callable[[Image.Image], Image.Image] | None = None
+    ) -> tuple[Tensor, tuple[float, float]]:
+        """Decode one image reduced as far as ``need_hw`` (the size it is drawn at) allows.
+
+        Args:
+            index: record index.
+            need_hw: (h, w) of the image in the output frame.
+            colour: optional map applied to the decoded image before it becomes a tensor.
+
+        Returns:
+            (image uint8 Tensor[3, h, w] channels-last, possibly reduced; (W_e, H_e): the original
+            frame spans ``[0, W_e] x [0, H_e]`` of the image's pixels).
+        """
+        if self._cached is not None:
+            image, _, extent = self._cached[index]
+            return (pil_to_tensor(colour(tensor_to_pil(image))) if colour else image), extent
+        image, extent = read_pil_reduced(self.records[index].image_path, need_hw)
+        return pil_to_tensor(colour(image) if colour else image), extent
+
+    def _fill_cache(self) -> list[tuple[Tensor, tuple[int, int], tuple[float, float]]]:
+        """Decode every image once, scaled to fit S x S (never enlarged); print the memory first.
+
+        Returns:
+            Per record: (uint8 Tensor[3, h, w] channels-last, original (H, W), (W_e, H_e) the
+            original frame's extent in the cached pixels).
+        """
         size = self.image_size
+        sizes = [(int(r.height), int(r.width)) for r in self.records]  # the readers' sizes, for the estimate
+        fit = [resized_hw(hw, min(1.0, float(letterbox_params(hw, size)[0]))) for hw in sizes]
+        megabytes = sum(3 * h * w for h, w in fit) / 2**20
+        print(f"DetectionDataset: caching {len(self.records)} images in RAM at up to {size} px: ~{megabytes:.0f} MiB.", flush=True)
+        cached = []
+        for record in self.records:
+            width, height = read_image_size(record.image_path)
+            orig_hw = (height, width)
+            scale = min(1.0, float(letterbox_params(orig_hw, size)[0]))
+            target = resized_hw(orig_hw, scale)
+            image, extent = read_pil_reduced(record.image_path, target)
+            tensor = pil_to_tensor(image)
+            if tuple(tensor.shape[-2:]) != target:  # resample the (reduced) decode to fit S exactly
+                tensor = TF.resize(tensor, list(target), antialias=True)
+                extent = (extent[0] * target[1] / image.width, extent[1] * target[0] / image.height)
+            cached.append((tensor, orig_hw, extent))
+        return cached
+
+    def _single(self, index: int, colour: dict[str, Any] | None = None) -> tuple[PlacedSample, bool]:
+        """One image placed on the S x S canvas (jittered when the config asks for it).
+
+        Args:
+            index: record index.
+            colour: a ``Uint8ColorJitter.make_params`` draw to apply here when that is cheaper:
+                on the decoded source when it has fewer pixels than the canvas (the colour map
+                commutes with the resize; the padding gets the map's image of the pad grey and the
+                contrast pivot is the canvas's mean luma, from the source's and the pad's shares).
+
+        Returns:
+            (sample, whether ``colour`` was applied).
+        """
+        size, config = self.image_size, self.config
+        if self._fast_path():
+            orig_hw = self._header(index)
+            if config.scale_range == (1.0, 1.0) and not config.translate:
+                params = letterbox_params(orig_hw, size)
+            else:
+                params = sample_placement(orig_hw, size, config.scale_range, config.translate)
+            new_hw = resized_hw(orig_hw, float(params[0]))
+            pad_value, recolour = PAD_VALUE, None
+            if colour is not None:
+                pad_x, pad_y = int(params[1]), int(params[2])
+                shown = [max(0, min(size, p + n) - max(0, p)) for p, n in ((pad_x, new_hw[1]), (pad_y, new_hw[0]))]
+                share = shown[0] * shown[1] / size**2  # of the canvas covered by the image
+                pads: list[int] = []
+
+                def recolour(source: Image.Image) -> Image.Image:
+                    if source.width * source.height >= size * size:
+                        return source  # cheaper on the canvas
+                    mean = share * mean_luma(pil_to_tensor(source.reduce(4) if min(source.size) >= 8 else source), 1)
+                    matrix, offset = Uint8ColorJitter.color_map(colour, mean + (1.0 - share) * PAD_VALUE)
+                    pads.append(map_grey(matrix, offset, PAD_VALUE))
+                    return apply_color_map(source, matrix, offset)
+
+            image, extent = self._decode(index, new_hw, recolour)
+            coloured = colour is not None and bool(pads)
+            if coloured:
+                pad_value = pads[0]
+            draw, content_hw = reduced_placement(params, orig_hw, tuple(image.shape[-2:]), extent)
+            canvas = place_image(image, draw, size, pad_value, content_hw=content_hw)
+            boxes, extra = self.load_boxes(index)
+            boxes, keep = place_boxes(boxes, params, size, config.min_visibility, config.min_size)
+            sample = PlacedSample(canvas, boxes[keep], extra["labels"][keep], extra["iscrowd"][keep], params, orig_hw)
+            return sample, coloured
+        image, boxes, extra = self.load(index)
         if callable(self.augment) and not isinstance(self.augment, AugmentConfig):
             image, boxes, extra = apply_v2(self.augment, image, boxes, extra)
             if image.dtype != torch.uint8 or image.ndim != 3:
@@ -194,32 +336,35 @@ class DetectionDataset(Dataset):
                     "it must return uint8 [3, H, W] (leave ToDtype/Normalize out: the model normalises)."
                 )
         orig_hw = (int(image.shape[-2]), int(image.shape[-1]))
-        config = self.config
-        if config is None or (config.scale_range == (1.0, 1.0) and not config.translate):
-            canvas, params = letterbox_image(image, size)
-            boxes = boxes_to_input(boxes, params)  # inside the image -> inside the canvas
-            return PlacedSample(canvas, boxes, extra["labels"], extra["iscrowd"], params, orig_hw)
-        params = sample_placement(orig_hw, size, config.scale_range, config.translate)
-        canvas = place_image(image, params, size)
-        boxes, keep = place_boxes(boxes, params, size, config.min_visibility, config.min_size)
-        return PlacedSample(canvas, boxes[keep], extra["labels"][keep], extra["iscrowd"][keep], params, orig_hw)
+        canvas, params = letterbox_image(image, size)
+        boxes = boxes_to_input(boxes, params)  # inside the image -> inside the canvas
+        return PlacedSample(canvas, boxes, extra["labels"], extra["iscrowd"], params, orig_hw), False
 
     def _mosaic(self, index: int) -> PlacedSample:
-        """Four images (this one and three random) on a 2S x 2S mosaic, placed on S x S."""
+        """Four images (this one and three random) on a 2S x 2S mosaic, placed on S x S.
+
+        The placement of the 2S canvas on S x S is drawn first, and ``make_mosaic`` renders the
+        four tiles straight into it: each image decoded reduced and resampled once, no 2S canvas.
+        """
         config, size = self.config, self.image_size
-        indices = [index] + torch.randint(len(self), (3,)).tolist()
-        loaded = [self.load(i) for i in indices]
-        canvas, boxes, keeps, _ = make_mosaic(
-            [im for im, _, _ in loaded], [b for _, b, _ in loaded], size,
-            min_visibility=config.min_visibility, min_size=config.min_size,
-        )
-        extra = {k: torch.cat([e[k][keep] for (_, _, e), keep in zip(loaded, keeps)]) for k in loaded[0][2]}
-        boxes = torch.cat(boxes)
         side = 2 * size
         params = sample_placement((side, side), size, config.mosaic_scale, translate=True)
-        image = place_image(canvas, params, size)
-        boxes, keep = place_boxes(boxes, params, size, config.min_visibility, config.min_size)
-        return PlacedSample(image, boxes[keep], extra["labels"][keep], extra["iscrowd"][keep], params, (side, side))
+        scale, pad_x, pad_y = float(params[0]), int(params[1]), int(params[2])
+        indices = [index] + torch.randint(len(self), (3,)).tolist()
+        images, hws, extents, boxes, extras = [], [], [], [], []
+        for i in indices:
+            hw = self._header(i)
+            image, extent = self._decode(i, resized_hw(hw, float(letterbox_params(hw, size)[0]) * scale))
+            box, extra = self.load_boxes(i)
+            images.append(image), hws.append(hw), extents.append(extent), boxes.append(box), extras.append(extra)
+        canvas, boxes, keeps, _ = make_mosaic(
+            images, boxes, size, min_visibility=config.min_visibility, min_size=config.min_size,
+            canvas_scale=scale, offset=(pad_x, pad_y), out_size=size, orig_sizes=hws, extents=extents,
+        )
+        extra = {k: torch.cat([e[k][keep] for e, keep in zip(extras, keeps)]) for k in extras[0]}
+        identity = torch.tensor([1.0, 0.0, 0.0])  # boxes are in the output frame, clipped to their tiles
+        boxes, keep = place_boxes(torch.cat(boxes), identity, size, config.min_visibility, config.min_size)
+        return PlacedSample(canvas, boxes[keep], extra["labels"][keep], extra["iscrowd"][keep], params, (side, side))
 
 
 def collate_detection(batch: Sequence[tuple[Tensor, Target]]) -> tuple[Tensor, list[Target]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Any
@@ -138,3 +139,43 @@ def read_image_size(path: str | os.PathLike) -> tuple[int, int]:
     except (OSError, SyntaxError, ValueError) as err:
         raise ValueError(f"Cannot read the header of image '{path}': {err}") from err
     return (height, width) if orientation in _TRANSPOSED else (width, height)
+
+
+def read_pil_reduced(path: str | os.PathLike, min_hw: tuple[int, int]) -> tuple[Image.Image, tuple[float, float]]:
+    """Like :func:`read_pil`, but a JPEG may decode at 1/2, 1/4 or 1/8 size (PIL's ``draft``).
+
+    The reduced image is never smaller than ``min_hw``, so a caller that resizes down to
+    ``min_hw`` (or less) loses nothing it would keep, and decoding costs a fraction of a full decode.
+
+    Args:
+        path: the image file.
+        min_hw: (H, W) the caller needs at least, in the ORIGINAL frame (after EXIF orientation).
+
+    Returns:
+        (RGB image, (W_e, H_e)): the original frame ``[0, W] x [0, H]`` spans ``[0, W_e] x [0, H_e]``
+        of the returned image's pixels (``(W, H)`` itself when nothing was reduced). So
+        ``x_returned = x_original * W_e / W``, exactly, also when W is not a multiple of the factor.
+
+    Raises:
+        FileNotFoundError / ValueError naming the file, as :func:`read_pil`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Image file not found: '{path}'.")
+    try:
+        # one read of the whole file: PIL's decoder would read it in many small chunks
+        with Image.open(io.BytesIO(path.read_bytes())) as im:
+            want_h, want_w = (max(1, int(v)) for v in min_hw)
+            swapped = im.getexif().get(_EXIF_ORIENTATION, 1) in _TRANSPOSED
+            if swapped:
+                want_h, want_w = want_w, want_h  # draft sees the stored, untransposed frame
+            drafted = im.draft("RGB", (want_w, want_h)) if im.format == "JPEG" else None
+            im.load()
+            extent = drafted[1][2:] if drafted else im.size  # stored frame
+            if swapped:
+                extent = extent[::-1]
+            return pil_to_rgb(ImageOps.exif_transpose(im)), (float(extent[0]), float(extent[1]))
+    except Image.DecompressionBombError as err:
+        raise _too_large(path, err) from err
+    except (OSError, SyntaxError, ValueError) as err:
+        raise ValueError(f"Cannot decode image '{path}': {err}") from err

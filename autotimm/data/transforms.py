@@ -8,7 +8,13 @@ their meaning; the validation path is the special case ``U = 1``, offset 0. Boxe
 the canvas and dropped when less than ``min_visibility`` of their area survives the crop.
 
 Flip and colour jitter then run as ``torchvision.transforms.v2`` on ``tv_tensors.Image`` /
-``tv_tensors.BoundingBoxes`` in the input frame (a flip is not undone by the ``letterbox`` params).
+``tv_tensors.BoundingBoxes`` in the input frame (a flip is not undone by the ``letterbox`` params);
+the colour jitter is :class:`autotimm.data.color.Uint8ColorJitter`, one affine colour map in uint8.
+
+Speed (the augmented path must keep a GPU fed): images stay uint8 and channels-last in memory, on
+which torch's vectorised antialiased resize runs several times faster than on planar memory (same
+output); the dataset decodes JPEGs reduced to the output scale (``read_pil_reduced``) and
+:func:`reduced_placement` draws such a decode exactly where the original would go.
 Mosaic and mixup live in :mod:`autotimm.data.mosaic`; they need several images, so the dataset
 applies them.
 
@@ -31,6 +37,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
+from autotimm.data.color import Uint8ColorJitter
 from autotimm.data.letterbox import PAD_VALUE, boxes_to_input, letterbox_params, resized_hw
 
 AugmentPreset = Literal["none", "default", "strong"]
@@ -146,24 +153,52 @@ def sample_placement(
     return torch.tensor([scale, pads[0], pads[1]], dtype=torch.float32)
 
 
-def paste(canvas: Tensor, image: Tensor, params: Tensor, region: tuple[int, int, int, int]) -> Tensor:
+def reduced_placement(
+    params: Tensor, orig_hw: tuple[int, int], image_hw: tuple[int, int], extent: tuple[float, float]
+) -> tuple[Tensor, tuple[int, int]]:
+    """Placement of a reduced decode (``read_pil_reduced``) that draws what ``params`` draws from
+    the original.
+
+    Args:
+        params: Tensor[3] ``(scale, pad_x, pad_y)`` from the ORIGINAL frame.
+        orig_hw: (H, W) of the original frame.
+        image_hw: (H_r, W_r) of the reduced image.
+        extent: (W_e, H_e), the original frame's extent in reduced pixels (``W / factor``).
+
+    Returns:
+        (params for the reduced image, (h, w) of the original's content in output pixels): paste
+        the reduced image with the first and write at most the second from ``(pad_x, pad_y)`` (a
+        reduced JPEG may carry a sliver of less than one reduced pixel past the original's edge).
+    """
+    factor = orig_hw[1] / extent[0]  # 1, 2, 4 or 8: original pixels per reduced pixel
+    reduced = params.clone()
+    reduced[0] = params[0] * factor
+    return reduced, resized_hw(orig_hw, float(params[0]))
+
+
+def paste(
+    canvas: Tensor, image: Tensor, params: Tensor, region: tuple[int, int, int, int],
+    *, content_hw: tuple[int, int] | None = None,
+) -> Tensor:
     """Resize ``image`` by ``params[0]``, put its top-left corner at ``(pad_x, pad_y)`` of
     ``canvas`` and write only the part inside ``region``.
 
     Args:
         canvas: Tensor[C, Hc, Wc], written in place.
-        image: Tensor[C, H, W] of the canvas's dtype.
+        image: Tensor[C, H, W] of the canvas's dtype (channels-last memory resizes fastest).
         params: Tensor[3] ``(scale, pad_x, pad_y)``; pads may be negative (the image is cropped).
         region: ``(x1, y1, x2, y2)`` canvas pixels that may be written.
+        content_hw: write at most this (h, w) of the resized image (see ``reduced_placement``).
 
     Returns:
         ``canvas``.
     """
     scale, pad_x, pad_y = float(params[0]), int(params[1]), int(params[2])
     new_h, new_w = resized_hw(image.shape[-2:], scale)
+    show_h, show_w = content_hw or (new_h, new_w)
     # visible window in canvas pixels; resize only when something shows
     x0, y0 = max(region[0], pad_x), max(region[1], pad_y)
-    x1, y1 = min(region[2], pad_x + new_w), min(region[3], pad_y + new_h)
+    x1, y1 = min(region[2], pad_x + min(new_w, show_w)), min(region[3], pad_y + min(new_h, show_h))
     if x1 <= x0 or y1 <= y0:
         return canvas
     resized = TF.resize(image, [new_h, new_w], antialias=True)
@@ -171,19 +206,28 @@ def paste(canvas: Tensor, image: Tensor, params: Tensor, region: tuple[int, int,
     return canvas
 
 
-def place_image(image: Tensor, params: Tensor, size: int, pad_value: int = PAD_VALUE) -> Tensor:
+def new_canvas(like: Tensor, size: int, pad_value: int = PAD_VALUE) -> Tensor:
+    """An S x S canvas of ``pad_value`` with ``like``'s channels and dtype, channels-last in memory."""
+    return like.new_full((size, size, like.shape[0]), pad_value).permute(2, 0, 1)
+
+
+def place_image(
+    image: Tensor, params: Tensor, size: int, pad_value: int = PAD_VALUE,
+    *, content_hw: tuple[int, int] | None = None,
+) -> Tensor:
     """Resize ``image`` by ``params[0]`` and paste it at ``(pad_x, pad_y)`` on an S x S canvas.
 
     Args:
         image: Tensor[C, H, W] uint8.
         params: Tensor[3] ``(scale, pad_x, pad_y)``; negative pads crop.
         size: canvas side S.
+        content_hw: see :func:`paste`.
 
     Returns:
-        Tensor[C, S, S] of the image's dtype, ``pad_value`` where the image does not reach.
+        Tensor[C, S, S] of the image's dtype (channels-last memory), ``pad_value`` where the image
+        does not reach.
     """
-    canvas = image.new_full((image.shape[0], size, size), pad_value)
-    return paste(canvas, image, params, (0, 0, size, size))
+    return paste(new_canvas(image, size, pad_value), image, params, (0, 0, size, size), content_hw=content_hw)
 
 
 def place_boxes(
@@ -203,10 +247,10 @@ def place_boxes(
         (boxes Tensor[N, 4] float32 clipped, input frame; keep Tensor[N] bool).
     """
     mapped = boxes_to_input(boxes.float(), params)  # [N, 4]
-    region = (0, 0, size, size) if isinstance(size, int) else size
-    lower = mapped.new_tensor(region[:2]).repeat(2)  # [4]
-    upper = mapped.new_tensor(region[2:]).repeat(2)  # [4]
-    clipped = torch.minimum(torch.maximum(mapped, lower), upper)  # [N, 4]
+    x1, y1, x2, y2 = (0, 0, size, size) if isinstance(size, int) else size
+    # few, small ops: this runs several times per sample (a mosaic clips to tiles, then the canvas)
+    bounds = torch.tensor([[x1, y1, x1, y1], [x2, y2, x2, y2]], dtype=mapped.dtype)  # [2, 4]
+    clipped = torch.clamp(mapped, bounds[0], bounds[1])  # [N, 4]
     wh = clipped[:, 2:] - clipped[:, :2]  # [N, 2]
     area = wh.prod(1)  # [N]
     full = (mapped[:, 2:] - mapped[:, :2]).prod(1).clamp(min=1e-6)  # [N]
@@ -221,7 +265,7 @@ def photometric_and_flip(config: AugmentConfig) -> v2.Transform | None:
         steps.append(v2.RandomHorizontalFlip(config.hflip_prob))
     jitter = (config.brightness, config.contrast, config.saturation, config.hue)
     if any(jitter):
-        steps.append(v2.ColorJitter(*(j or None for j in jitter)))
+        steps.append(Uint8ColorJitter(*(j or None for j in jitter)))
     return v2.Compose(steps) if steps else None
 
 

@@ -23,6 +23,7 @@ from autotimm.data.transforms import AugmentConfig
         ({"image_check": "full"}, r"image_check must be 'decode', 'header' or 'none'; got 'full'"),
         ({"val": "/nonexistent/val.json"}, r"val='/nonexistent/val.json': no such file or folder"),
         ({"images_dir": {"training": "x"}}, r"images_dir keys must be among \['train', 'val', 'test'\]; got \['training'\]"),
+        ({"cache": "disk"}, r"cache must be 'none' or 'ram'; got 'disk'"),
     ],
 )
 def test_bad_arguments(coco_factory, kwargs, message):
@@ -150,3 +151,11 @@ def test_disable_strong_augment_callback_with_persistent_workers():
 def test_disable_strong_augment_rejects_bad_values():
     with pytest.raises(ValueError, match="last_epochs must be an int >= 0; got -1"):
         DisableStrongAugment(last_epochs=-1)
+
+
+def test_ram_cache_reaches_the_training_set_only(coco_factory):
+    dm = DetectionDataModule(train=coco_factory(), val=coco_factory(name="val.json"), image_size=64, augment="default",
+                             cache="ram", num_workers=0, image_check="none")
+    dm.setup("fit")
+    assert dm.train_dataset.cache == "ram" and dm.train_dataset._cached is not None
+    assert dm.val_dataset.cache == "none" and dm.val_dataset._cached is None

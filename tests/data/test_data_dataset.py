@@ -117,3 +117,90 @@ def test_user_transform_must_keep_uint8(two_records):
     to_float = v2.ToDtype(torch.float32, scale=True)
     with pytest.raises(ValueError, match=r"augment callable returned a torch.float32 image.*must return uint8"):
         DetectionDataset(two_records, ["x", "y"], 64, augment=to_float)[0]
+
+
+def red_on_blue_records(tmp_path, count=6):
+    from PIL import Image
+
+    g = torch.Generator().manual_seed(1)
+    records = []
+    for k in range(count):
+        w, h = (int(v) for v in torch.randint(60, 300, (2,), generator=g))
+        x1, y1 = int(w * 0.2), int(h * 0.25)
+        x2, y2 = int(w * 0.7), int(h * 0.8)
+        image = Image.new("RGB", (w, h), (20, 20, 220))
+        image.paste((220, 20, 20), (x1, y1, x2, y2))
+        path = tmp_path / f"{k}.png"
+        image.save(path)
+        records.append(DetectionRecord(path, w, h, boxes=[[x1, y1, x2, y2]], labels=[0], image_id=k))
+    return records
+
+
+@pytest.mark.parametrize("cache", ["none", "ram"])
+@pytest.mark.parametrize("mosaic", [0.0, 1.0])
+def test_augmented_boxes_sit_on_their_pixels(tmp_path, mosaic, cache):
+    config = AugmentConfig(scale_range=(0.5, 1.5), translate=True, hflip_prob=0.5, mosaic_prob=mosaic)
+    ds = DetectionDataset(red_on_blue_records(tmp_path), ["r"], image_size=96, augment=config, cache=cache)
+    torch.manual_seed(0)
+    checked = 0
+    for _ in range(4):
+        for i in range(len(ds)):
+            image, target = ds[i]
+            for x1, y1, x2, y2 in target["boxes"].round().int().tolist():
+                if x2 - x1 < 6 or y2 - y1 < 6:
+                    continue
+                inside = image[:, y1 + 2 : y2 - 2, x1 + 2 : x2 - 2].float().mean((1, 2))
+                assert inside[0] > 180 and inside[2] < 60, (i, target["boxes"], inside)
+                ring = [image[:, y, x] for x, y in ((x1 - 2, (y1 + y2) // 2), (x2 + 1, (y1 + y2) // 2),
+                                                    ((x1 + x2) // 2, y1 - 2), ((x1 + x2) // 2, y2 + 1)) if 0 <= x < 96 and 0 <= y < 96]
+                assert all(int(p[0]) < 150 for p in ring), (i, target["boxes"], ring)  # not red just outside
+                checked += 1
+    assert checked >= 10
+
+
+def test_ram_cache_prints_its_size_and_holds_images_that_fit(tmp_path, capsys):
+    records = red_on_blue_records(tmp_path, count=3)
+    ds = DetectionDataset(records, ["r"], image_size=64, augment="default", cache="ram")
+    expected = sum(3 * h * w for h, w in (
+        (max(1, round(r.height * s)), max(1, round(r.width * s)))
+        for r in records for s in [min(1.0, 64 / max(r.height, r.width))]
+    )) / 2**20
+    assert f"caching 3 images in RAM at up to 64 px: ~{expected:.0f} MiB" in capsys.readouterr().out
+    for (image, orig_hw, extent), record in zip(ds._cached, records):
+        assert max(image.shape[-2:]) <= 64 and image.dtype == torch.uint8
+        assert orig_hw == (record.height, record.width)
+        assert extent == pytest.approx((image.shape[-1], image.shape[-2]), abs=0.5)  # the whole image, scaled
+    plain = DetectionDataset(records, ["r"], image_size=64, cache="ram")  # the exact letterbox never uses it
+    assert plain._cached is None and "caching" not in capsys.readouterr().out
+
+
+def test_bad_cache(two_records):
+    with pytest.raises(ValueError, match="cache must be 'none' or 'ram'; got 'disk'"):
+        DetectionDataset(two_records, ["x", "y"], 64, cache="disk")
+
+
+@pytest.mark.parametrize("translate", [False, True])
+def test_colour_jitter_on_the_source_equals_it_on_the_canvas(tmp_path, translate):
+    from PIL import Image
+    from torchvision import tv_tensors
+
+    g = torch.Generator().manual_seed(0)
+    pixels = torch.randint(60, 200, (30, 40, 3), dtype=torch.uint8, generator=g)
+    pixels = torch.nn.functional.avg_pool2d(pixels.permute(2, 0, 1).float()[None], 3, 1, 1)[0].round().to(torch.uint8)
+    Image.fromarray(pixels.permute(1, 2, 0).numpy()).save(tmp_path / "s.png")  # smooth texture, 40 x 30 < 64 x 64
+    record = DetectionRecord(tmp_path / "s.png", 40, 30, boxes=[[4, 4, 20, 20]], labels=[0], image_id=1)
+    config = AugmentConfig(brightness=0.3, contrast=0.3, saturation=0.4, hue=0.015, translate=translate,
+                           scale_range=(0.9, 1.1) if translate else (1.0, 1.0))
+    ds = DetectionDataset([record], ["r"], image_size=64, augment=config)
+    for seed in range(4):
+        torch.manual_seed(seed)
+        colour = ds.jitter.make_params([])
+        on_source, coloured = ds._single(0, colour=colour)
+        assert coloured
+        torch.manual_seed(seed)
+        ds.jitter.make_params([])  # the same draws as above, in the same order
+        plain, _ = ds._single(0)
+        on_canvas = ds.jitter.transform(tv_tensors.Image(plain.image), colour).as_subclass(torch.Tensor)
+        assert torch.equal(on_source.boxes, plain.boxes) and torch.equal(on_source.letterbox, plain.letterbox)
+        diff = (on_source.image.int() - on_canvas.int()).abs()
+        assert diff.float().mean() < 1.0 and diff.max() <= 2, (seed, diff.float().mean(), diff.max())

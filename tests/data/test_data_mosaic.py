@@ -70,3 +70,44 @@ def test_mixup_averages():
     assert mixup(a, b)[:, 0, 0].tolist() == [150, 0, 128]  # round(150.5) = 150 (half to even), 127.5 -> 128
     with pytest.raises(ValueError, match=r"mixup needs images of one shape"):
         mixup(a, solid((0, 0, 0), 5, 4))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_mosaic_rendered_into_its_placement_equals_the_big_canvas_placed(seed):
+    from autotimm.data.transforms import place_boxes, place_image
+
+    g = torch.Generator().manual_seed(seed)
+    size = 64
+    images, boxes = [], []
+    for colour in COLOURS:
+        h, w = (int(v) for v in torch.randint(40, 160, (2,), generator=g))
+        images.append(solid(colour, h, w))
+        boxes.append(torch.tensor([[w * 0.2, h * 0.3, w * 0.7, h * 0.9]]))
+    center = tuple(int(v) for v in torch.randint(size // 2, 3 * size // 2 + 1, (2,), generator=g))
+    scale, pad_x, pad_y = 0.25 + 0.5 * float(torch.rand((), generator=g)), -7, 5
+    params = torch.tensor([scale, pad_x, pad_y])
+    # two steps: the 2S canvas, then its placement on S x S
+    big, big_boxes, _, _ = make_mosaic(images, boxes, size, center=center, min_visibility=0.0, min_size=0.0)
+    expected = place_image(big, params, size)
+    expected_boxes, keep = place_boxes(torch.cat(big_boxes), params, size)
+    # one step: every image resampled once, straight into the placement
+    direct, direct_boxes, _, tiles = make_mosaic(
+        images, boxes, size, center=center, min_visibility=0.0, min_size=0.0,
+        canvas_scale=scale, offset=(pad_x, pad_y), out_size=size,
+    )
+    assert direct.shape == (3, size, size) and direct.dtype == torch.uint8
+    same = (direct == expected).all(0).float().mean()
+    assert same > 0.9  # they differ only along tile edges, rounded to whole pixels either way
+    placed, keep_direct = place_boxes(torch.cat(direct_boxes), torch.tensor([1.0, 0.0, 0.0]), size)
+    assert torch.equal(keep, keep_direct)
+    assert torch.allclose(placed[keep], expected_boxes[keep], atol=1.0)
+    for colour, tile_boxes, (x1, y1, x2, y2) in zip(COLOURS, direct_boxes, tiles):
+        cx, cy = (x1 + x2) // 2, (y1 + y2) // 2
+        if x2 - x1 > 2 and y2 - y1 > 2 and 0 <= cx < size and 0 <= cy < size:  # the tile shows its own image
+            assert direct[:, cy, cx].tolist() == list(colour)
+
+
+def test_mixup_half_is_exact_on_every_pair():
+    a = torch.arange(256, dtype=torch.uint8).repeat(256).reshape(1, 256, 256)  # every (a, b) pair once
+    b = a.transpose(1, 2).contiguous()
+    assert torch.equal(mixup(a, b), (a.float() * 0.5 + b.float() * 0.5).round().to(torch.uint8))

@@ -122,3 +122,15 @@ def test_presets_and_resolution():
 def test_augment_config_rejects_bad_values(kwargs, message):
     with pytest.raises(ValueError, match=message):
         AugmentConfig(**kwargs)
+
+
+def test_reduced_placement_by_hand():
+    from autotimm.data.transforms import reduced_placement
+
+    # a 1001 x 600 original decoded at 1/4: 251 x 150 pixels, the original spans 250.25 x 150 of them
+    params = torch.tensor([0.2, 3.0, -4.0])
+    draw, content_hw = reduced_placement(params, (600, 1001), (150, 251), (250.25, 150.0))
+    assert torch.allclose(draw, torch.tensor([0.8, 3.0, -4.0]))  # 4 original pixels per decoded pixel
+    assert content_hw == (120, 200)  # round(600 * 0.2), round(1001 * 0.2): what the original would show
+    canvas = place_image(torch.full((3, 150, 251), 9, dtype=torch.uint8), draw, 256, content_hw=content_hw)
+    assert (canvas[:, :116, 3:203] == 9).all() and (canvas[:, :, 203:] == PAD_VALUE).all()  # no sliver past 200
