@@ -43,6 +43,32 @@ def run_dir_of_checkpoint(path: Path) -> Path | None:
     return parent.parent if parent.name == CHECKPOINTS else None
 
 
+def latest_checkpoint(run: str | os.PathLike, name: str = "last.ckpt") -> Path | None:
+    """The newest ``checkpoints/<name>`` among a run folder and its numbered reruns, or None.
+
+    A rerun of the same notebook writes to ``runs/exp2``, ``runs/exp3``, ... (see :func:`next_run_dir`), so a
+    later notebook that reads "the checkpoint of ``runs/exp``" wants the most recent of them, not the first.
+
+    Args:
+        run: a run folder as given to ``AutoTrainer(default_root_dir=...)``, or a checkpoint file (returned
+            as it is when it exists).
+        name: the checkpoint file inside ``<run>/checkpoints``.
+
+    Returns:
+        The most recently written ``<run>[N]/checkpoints/<name>``, or None when there is none.
+
+    Example:
+        >>> latest_checkpoint("runs/quickstart")  # doctest: +SKIP
+        PosixPath('runs/quickstart2/checkpoints/last.ckpt')
+    """
+    path = Path(run)
+    if path.is_file():
+        return path
+    reruns = [c for c in path.parent.glob(f"{path.name}[0-9]*") if c.name[len(path.name):].isdigit()]
+    found = [f for f in (c / CHECKPOINTS / name for c in [path, *reruns]) if f.is_file()]
+    return max(found, key=lambda f: f.stat().st_mtime_ns) if found else None
+
+
 def find_last(checkpoint_dir: Path, run_dir: Path) -> Path:
     """``<checkpoint_dir>/last.ckpt``, or a FileNotFoundError that names the folder searched."""
     last = checkpoint_dir / "last.ckpt"
