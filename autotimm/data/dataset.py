@@ -17,6 +17,14 @@ their placement, then decode JPEGs at 1/2, 1/4 or 1/8 size where the output scal
 (``read_pil_reduced``), or take the image from ``cache="ram"``; boxes always map from the original
 frame, so they stay exact. The plain letterbox ("none", validation) decodes the full image.
 
+Mosaic and mixup draw their partner images from a small per-worker buffer of recently decoded images
+(``partner_buffer``, :mod:`autotimm.data.buffer`), as the fastest detection kits do, so a sample
+decodes about one image instead of four or five. Partners are thus drawn from the images the worker
+loaded lately rather than from the whole dataset; the order of samples and the probability of each
+augmentation are unchanged, and draws come from torch's generator (the same seed, sampler order and
+number of workers give the same samples; a mid-epoch resume restarts the buffer empty, so its
+first partners differ from an uninterrupted run's).
+
 Strong augmentation (mosaic, mixup) reads a flag kept in a one-element SHARED-MEMORY tensor.
 DataLoader workers, persistent ones included, hold the same memory, so
 ``dataset.set_strong_augment(False)`` in the main process reaches every worker from the next batch
@@ -26,7 +34,8 @@ in that hook takes effect for that whole epoch).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import os
+from dataclasses import dataclass
 from typing import Any, Callable, Literal, Sequence, get_args
 
 import torch
@@ -36,6 +45,7 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as TF
 
+from autotimm.data.buffer import RecentImages
 from autotimm.data.color import Uint8ColorJitter, apply_color_map, map_grey, mean_luma, pil_to_tensor, tensor_to_pil
 from autotimm.data.image_io import read_image_size, read_pil, read_pil_reduced
 from autotimm.data.letterbox import PAD_VALUE, boxes_to_input, letterbox_image, letterbox_params, resized_hw
@@ -45,7 +55,7 @@ from autotimm.data.transforms import (
     Augment,
     AugmentConfig,
     apply_v2,
-    photometric_and_flip,
+    hflip,
     place_boxes,
     place_image,
     reduced_placement,
@@ -59,6 +69,9 @@ DIFFICULT_POLICIES: tuple[DifficultPolicy, ...] = get_args(DifficultPolicy)
 CacheMode = Literal["none", "ram"]
 CACHE_MODES: tuple[CacheMode, ...] = get_args(CacheMode)
 Target = dict[str, Tensor]
+# a decoded image: (uint8 Tensor[3, h, w] channels-last, original (H, W), (W_e, H_e) the original frame's extent in it)
+Decoded = tuple[Tensor, tuple[int, int], tuple[float, float]]
+MIN_HELD = 16  # mosaic / mixup draw partners from the recent images once this many (or all) are held
 
 
 @dataclass
@@ -109,6 +122,14 @@ class DetectionDataset(Dataset):
             printed first; forked DataLoader workers share the pages, spawned ones each get a
             copy). "none" decodes per sample. The plain letterbox ("none" augment, validation)
             always reads the file.
+        partner_buffer: with mosaic or mixup and ``cache="none"``: how many recently decoded
+            images (scaled to fit ``image_size``, never enlarged) each DataLoader worker keeps to
+            draw the mosaic's three other images and the mixup partner from, as fast detection kits
+            do; each sample then decodes about one image instead of four or five. 0 draws partners
+            from the whole dataset and decodes them (slower). Partners are drawn uniformly from the
+            buffer once it holds 16 images (or every image of a smaller dataset), from the whole
+            dataset before that; the probabilities of mosaic and mixup are unchanged. Memory per
+            worker: up to ``partner_buffer * 3 * image_size**2`` bytes (~157 MB at 128 x 640 px).
 
     Example:
         >>> records, names, _ = read_coco("data/shapes/val.json")  # doctest: +SKIP
@@ -123,7 +144,10 @@ class DetectionDataset(Dataset):
         augment: Augment = "none",
         difficult: DifficultPolicy = "ignore",
         cache: CacheMode = "none",
+        partner_buffer: int = 128,
     ) -> None:
+        if isinstance(partner_buffer, bool) or not isinstance(partner_buffer, int) or partner_buffer < 0:
+            raise ValueError(f"partner_buffer must be an int >= 0 (0: no buffer); got {partner_buffer!r}.")
         if cache not in CACHE_MODES:
             raise ValueError(f"cache must be {options_text(CACHE_MODES)}; got {cache!r}.")
         if not isinstance(image_size, int) or image_size < 32:
@@ -137,18 +161,20 @@ class DetectionDataset(Dataset):
         self.augment = resolve_augment(augment)
         config = self.augment if isinstance(self.augment, AugmentConfig) else None
         self.config = config
-        # flip as a v2 transform; the colour jitter runs on its own, on the source image when that
-        # is smaller than the canvas (``_single``), else on the finished canvas (``__getitem__``)
-        no_jitter = replace(config, brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0) if config else None
-        self.post_transform = photometric_and_flip(no_jitter) if no_jitter is not None else None
+        # the colour jitter runs on the source image when that is smaller than the canvas
+        # (``_single``), else on the finished canvas (``__getitem__``)
         jitter = (config.brightness, config.contrast, config.saturation, config.hue) if config else (0.0,)
         self.jitter = Uint8ColorJitter(*(j or None for j in jitter)) if any(jitter) else None
         # shared memory, so persistent DataLoader workers see set_strong_augment() (module docstring)
         self._strong = torch.ones((), dtype=torch.bool).share_memory_()
         self.cache = cache
-        self._cached: list[tuple[Tensor, tuple[int, int], tuple[float, float]]] | None = None
+        self._cached: list[Decoded] | None = None
+        self._sizes: dict[int, tuple[int, int]] = {}  # (H, W) per record, read from headers as needed
         if cache == "ram" and self._fast_path():
             self._cached = self._fill_cache()
+        self.partner_buffer = partner_buffer
+        self._recent: RecentImages[Decoded] | None = None  # made on first use in each process
+        self._recent_pid: int | None = None
 
     # -- strong augmentation switch ---------------------------------------------------------
     @property
@@ -177,14 +203,18 @@ class DetectionDataset(Dataset):
         else:
             sample, coloured = self._single(index, colour=None if use_mixup else colour)
         if use_mixup:
-            other, _ = self._single(int(torch.randint(len(self), ())))
+            other, _ = self._single(self._partners(1)[0])
             extra = {k: torch.cat([sample.extra[k], other.extra[k]]) for k in sample.extra}
             sample = sample.with_boxes(mixup(sample.image, other.image), torch.cat([sample.boxes, other.boxes]), extra)
         if colour is not None and not coloured:
             image = self.jitter.transform(tv_tensors.Image(sample.image), colour).as_subclass(Tensor)
             sample = sample.with_boxes(image, sample.boxes, sample.extra)
-        if self.post_transform is not None:
-            sample = sample.with_boxes(*apply_v2(self.post_transform, sample.image, sample.boxes, sample.extra))
+        if config is not None and config.hflip_prob > 0:  # v2.RandomHorizontalFlip's draw, then its sanitising
+            image, boxes = sample.image, sample.boxes
+            if float(torch.rand(())) < config.hflip_prob:
+                image, boxes = hflip(image, boxes)
+            keep = ((boxes[:, 2:] - boxes[:, :2]) >= 1.0).all(1)  # as v2.SanitizeBoundingBoxes(min_size=1)
+            sample = sample.with_boxes(image, boxes[keep], {k: v[keep] for k, v in sample.extra.items()})
         target = {
             "boxes": sample.boxes.float().reshape(-1, 4),
             "labels": sample.labels.long(),
@@ -229,11 +259,33 @@ class DetectionDataset(Dataset):
         return self.config is not None and self.config != AugmentConfig()
 
     def _header(self, index: int) -> tuple[int, int]:
-        """Original (H, W) of one image, from its header (or the RAM cache)."""
+        """Original (H, W) of one image, from its header (read once per process) or the RAM cache."""
         if self._cached is not None:
             return self._cached[index][1]
-        width, height = read_image_size(self.records[index].image_path)
-        return height, width
+        if index not in self._sizes:
+            width, height = read_image_size(self.records[index].image_path)
+            self._sizes[index] = (height, width)
+        return self._sizes[index]
+
+    def _buffer(self) -> RecentImages[Decoded] | None:
+        """This process's recent images (see ``partner_buffer``), or None when partners are not
+        drawn from a buffer. A DataLoader worker starts with an empty one, whatever its parent held."""
+        config = self.config
+        if not self.partner_buffer or self._cached is not None or config is None or not config.uses_strong:
+            return None
+        if not self.strong_augment:  # switched off (last epochs): no partners, reduced decodes as for "default"
+            return None
+        if self._recent is None or self._recent_pid != os.getpid():
+            self._recent, self._recent_pid = RecentImages(self.partner_buffer), os.getpid()
+        return self._recent
+
+    def _partners(self, count: int) -> list[int]:
+        """Record indices of ``count`` mosaic / mixup partners: from the recent images when the buffer
+        holds enough (``partner_buffer``), else uniformly from the whole dataset."""
+        recent = self._buffer()
+        if recent is not None and len(recent) >= min(MIN_HELD, recent.capacity, len(self)):
+            return recent.draw(count)
+        return torch.randint(len(self), (count,)).tolist()
 
     def _decode(
         self, index: int, need_hw: tuple[int, int], colour: Callable[[Image.Image], Image.Image] | None = None
@@ -249,37 +301,48 @@ class DetectionDataset(Dataset):
             (image uint8 Tensor[3, h, w] channels-last, possibly reduced; (W_e, H_e): the original
             frame spans ``[0, W_e] x [0, H_e]`` of the image's pixels).
         """
-        if self._cached is not None:
-            image, _, extent = self._cached[index]
+        recent = self._buffer()
+        if self._cached is not None or recent is not None:
+            if self._cached is not None:
+                image, _, extent = self._cached[index]
+            else:
+                decoded = recent.get(index)
+                if decoded is None:
+                    decoded = self._decode_to_fit(index)
+                    recent.add(index, decoded)
+                image, _, extent = decoded
             return (pil_to_tensor(colour(tensor_to_pil(image))) if colour else image), extent
         image, extent = read_pil_reduced(self.records[index].image_path, need_hw)
         return pil_to_tensor(colour(image) if colour else image), extent
 
-    def _fill_cache(self) -> list[tuple[Tensor, tuple[int, int], tuple[float, float]]]:
+    def _fill_cache(self) -> list[Decoded]:
         """Decode every image once, scaled to fit S x S (never enlarged); print the memory first.
 
         Returns:
-            Per record: (uint8 Tensor[3, h, w] channels-last, original (H, W), (W_e, H_e) the
-            original frame's extent in the cached pixels).
+            Per record: ``_decode_to_fit(index)``.
         """
         size = self.image_size
         sizes = [(int(r.height), int(r.width)) for r in self.records]  # the readers' sizes, for the estimate
         fit = [resized_hw(hw, min(1.0, float(letterbox_params(hw, size)[0]))) for hw in sizes]
         megabytes = sum(3 * h * w for h, w in fit) / 2**20
         print(f"DetectionDataset: caching {len(self.records)} images in RAM at up to {size} px: ~{megabytes:.0f} MiB.", flush=True)
-        cached = []
-        for record in self.records:
-            width, height = read_image_size(record.image_path)
-            orig_hw = (height, width)
-            scale = min(1.0, float(letterbox_params(orig_hw, size)[0]))
-            target = resized_hw(orig_hw, scale)
-            image, extent = read_pil_reduced(record.image_path, target)
-            tensor = pil_to_tensor(image)
-            if tuple(tensor.shape[-2:]) != target:  # resample the (reduced) decode to fit S exactly
-                tensor = TF.resize(tensor, list(target), antialias=True)
-                extent = (extent[0] * target[1] / image.width, extent[1] * target[0] / image.height)
-            cached.append((tensor, orig_hw, extent))
-        return cached
+        return [self._decode_to_fit(index) for index in range(len(self.records))]
+
+    def _decode_to_fit(self, index: int) -> Decoded:
+        """One image decoded (reduced where a JPEG allows) and resampled to fit S x S, never enlarged.
+
+        Returns:
+            (uint8 Tensor[3, h, w] channels-last, original (H, W), (W_e, H_e) the original frame's
+            extent in its pixels).
+        """
+        orig_hw = self._header(index)
+        target = resized_hw(orig_hw, min(1.0, float(letterbox_params(orig_hw, self.image_size)[0])))
+        image, extent = read_pil_reduced(self.records[index].image_path, target)
+        tensor = pil_to_tensor(image)
+        if tuple(tensor.shape[-2:]) != target:  # resample the (reduced) decode to fit S exactly
+            tensor = TF.resize(tensor, list(target), antialias=True)
+            extent = (extent[0] * target[1] / image.width, extent[1] * target[0] / image.height)
+        return tensor, orig_hw, extent
 
     def _single(self, index: int, colour: dict[str, Any] | None = None) -> tuple[PlacedSample, bool]:
         """One image placed on the S x S canvas (jittered when the config asks for it).
@@ -350,7 +413,7 @@ class DetectionDataset(Dataset):
         side = 2 * size
         params = sample_placement((side, side), size, config.mosaic_scale, translate=True)
         scale, pad_x, pad_y = float(params[0]), int(params[1]), int(params[2])
-        indices = [index] + torch.randint(len(self), (3,)).tolist()
+        indices = [index] + self._partners(3)
         images, hws, extents, boxes, extras = [], [], [], [], []
         for i in indices:
             hw = self._header(i)

@@ -163,18 +163,22 @@ def read_pil_reduced(path: str | os.PathLike, min_hw: tuple[int, int]) -> tuple[
     if not path.is_file():
         raise FileNotFoundError(f"Image file not found: '{path}'.")
     try:
-        # one read of the whole file: PIL's decoder would read it in many small chunks
-        with Image.open(io.BytesIO(path.read_bytes())) as im:
-            want_h, want_w = (max(1, int(v)) for v in min_hw)
-            swapped = im.getexif().get(_EXIF_ORIENTATION, 1) in _TRANSPOSED
-            if swapped:
-                want_h, want_w = want_w, want_h  # draft sees the stored, untransposed frame
-            drafted = im.draft("RGB", (want_w, want_h)) if im.format == "JPEG" else None
-            im.load()
-            extent = drafted[1][2:] if drafted else im.size  # stored frame
-            if swapped:
-                extent = extent[::-1]
-            return pil_to_rgb(ImageOps.exif_transpose(im)), (float(extent[0]), float(extent[1]))
+        # one read of the whole file: PIL's decoder would read it in many small chunks. The image
+        # reads from memory, so it holds no file open and is returned as is (no copy).
+        im = Image.open(io.BytesIO(path.read_bytes()))
+        want_h, want_w = (max(1, int(v)) for v in min_hw)
+        orientation = im.getexif().get(_EXIF_ORIENTATION, 1)
+        swapped = orientation in _TRANSPOSED
+        if swapped:
+            want_h, want_w = want_w, want_h  # draft sees the stored, untransposed frame
+        drafted = im.draft("RGB", (want_w, want_h)) if im.format == "JPEG" else None
+        im.load()
+        extent = drafted[1][2:] if drafted else im.size  # stored frame
+        if swapped:
+            extent = extent[::-1]
+        if orientation not in (None, 1):  # exif_transpose copies even an upright image: only when needed
+            im = ImageOps.exif_transpose(im)
+        return pil_to_rgb(im), (float(extent[0]), float(extent[1]))
     except Image.DecompressionBombError as err:
         raise _too_large(path, err) from err
     except (OSError, SyntaxError, ValueError) as err:

@@ -127,9 +127,10 @@ def mixup(image_a: Tensor, image_b: Tensor, ratio: float = 0.5) -> Tensor:
     """
     if image_a.shape != image_b.shape:
         raise ValueError(f"mixup needs images of one shape; got {tuple(image_a.shape)} and {tuple(image_b.shape)}.")
-    if ratio == 0.5:  # the usual case, in int16: (a + b) / 2 rounded half to even, no float copies
-        total = image_a.to(torch.int16).add_(image_b)
-        half = total >> 1
-        return half.add_(total.bitwise_and_(half).bitwise_and_(1)).to(torch.uint8)  # odd sum, odd half: up
+    if image_a.dtype == image_b.dtype == torch.uint8 and ratio == 0.5:
+        # the usual case, in uint8 (no wider copies): floor((a + b) / 2) = (a >> 1) + (b >> 1) + (a & b & 1);
+        # an odd sum leaves .5, rounded half to even: up when the floor is odd (it is <= 254 then)
+        half = (image_a >> 1).add_(image_b >> 1).add_(image_a & image_b & 1)
+        return half.add_((image_a ^ image_b).bitwise_and_(half).bitwise_and_(1))
     blended = image_a.float() * ratio + image_b.float() * (1.0 - ratio)
     return blended.round_().clamp_(0, 255).to(torch.uint8)

@@ -7,9 +7,10 @@ to the input frame stays ``x_in = x * scale + pad``, so the recorded ``letterbox
 their meaning; the validation path is the special case ``U = 1``, offset 0. Boxes are clipped to
 the canvas and dropped when less than ``min_visibility`` of their area survives the crop.
 
-Flip and colour jitter then run as ``torchvision.transforms.v2`` on ``tv_tensors.Image`` /
-``tv_tensors.BoundingBoxes`` in the input frame (a flip is not undone by the ``letterbox`` params);
-the colour jitter is :class:`autotimm.data.color.Uint8ColorJitter`, one affine colour map in uint8.
+Flip (:func:`hflip`, plain tensor ops) and colour jitter then run in the input frame (a flip is not
+undone by the ``letterbox`` params); the colour jitter is :class:`autotimm.data.color.Uint8ColorJitter`
+(a ``v2.ColorJitter``), one affine colour map in uint8. User transforms run as ``torchvision.transforms.v2``
+on ``tv_tensors`` (:func:`apply_v2`).
 
 Speed (the augmented path must keep a GPU fed): images stay uint8 and channels-last in memory, on
 which torch's vectorised antialiased resize runs several times faster than on planar memory (same
@@ -37,7 +38,6 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
-from autotimm.data.color import Uint8ColorJitter
 from autotimm.data.letterbox import PAD_VALUE, boxes_to_input, letterbox_params, resized_hw
 
 AugmentPreset = Literal["none", "default", "strong"]
@@ -258,15 +258,19 @@ def place_boxes(
     return clipped, keep
 
 
-def photometric_and_flip(config: AugmentConfig) -> v2.Transform | None:
-    """The ``v2`` pipeline run after placement (input frame), or None when it would do nothing."""
-    steps: list[v2.Transform] = []
-    if config.hflip_prob > 0:
-        steps.append(v2.RandomHorizontalFlip(config.hflip_prob))
-    jitter = (config.brightness, config.contrast, config.saturation, config.hue)
-    if any(jitter):
-        steps.append(Uint8ColorJitter(*(j or None for j in jitter)))
-    return v2.Compose(steps) if steps else None
+def hflip(image: Tensor, boxes: Tensor) -> tuple[Tensor, Tensor]:
+    """Mirror an image and its boxes left to right (what ``v2.RandomHorizontalFlip`` does when it fires).
+
+    Args:
+        image: Tensor[C, H, W].
+        boxes: Tensor[N, 4] x1y1x2y2 in the image's frame.
+
+    Returns:
+        (image Tensor[C, H, W] mirrored, boxes Tensor[N, 4] float32 with ``x -> W - x``).
+    """
+    width = image.shape[-1]
+    flipped = boxes.float()[:, [2, 1, 0, 3]] * torch.tensor([-1.0, 1.0, -1.0, 1.0]) + torch.tensor([width, 0.0, width, 0.0])
+    return image.flip(-1), flipped
 
 
 def apply_v2(

@@ -134,3 +134,14 @@ def test_reduced_placement_by_hand():
     assert content_hw == (120, 200)  # round(600 * 0.2), round(1001 * 0.2): what the original would show
     canvas = place_image(torch.full((3, 150, 251), 9, dtype=torch.uint8), draw, 256, content_hw=content_hw)
     assert (canvas[:, :116, 3:203] == 9).all() and (canvas[:, :, 203:] == PAD_VALUE).all()  # no sliver past 200
+
+
+def test_hflip_by_hand():
+    from autotimm.data.transforms import hflip
+
+    image = torch.arange(2 * 3 * 4, dtype=torch.uint8).reshape(2, 3, 4)
+    boxes = torch.tensor([[0.0, 1.0, 1.5, 3.0], [2.0, 0.0, 4.0, 2.0]])
+    flipped, flipped_boxes = hflip(image, boxes)
+    assert torch.equal(flipped, image[:, :, [3, 2, 1, 0]])
+    assert flipped_boxes.tolist() == [[2.5, 1.0, 4.0, 3.0], [0.0, 0.0, 2.0, 2.0]]
+    assert torch.equal(hflip(*hflip(image, boxes))[1], boxes)
