@@ -1,14 +1,19 @@
 """Can the data loader feed training? Augmentation images/s per core, loader images/s, model steps.
 
     python -m benchmarks.loader_speed [--image-size 640] [--workers 2] [--batch-size 16] [--no-model]
+                                      [--compare REF]
 
 Three parts, printed as one table and appended to benchmarks/RESULTS.md under "## Data loader":
 
 1. Per core: ``DetectionDataset[i]`` of the bundled raccoon photos (real JPEGs 178-2000 px) with each
-   preset ("none", "default", "strong"), in this one process, no workers, ``torch.set_num_threads(1)``.
+   preset ("none", "default", "strong"; "strong" also without its partner buffer, and the augmented
+   presets with ``cache="ram"``), in one process, no workers, ``torch.set_num_threads(1)``.
    The presets take turns in short rounds, so a machine whose load changes hurts them alike, and
    each is reported with its ratio to "none". CPU flags (AVX2/AVX-512: torch's uint8 resize and
-   Pillow's kernels use them) and the load average are printed with it.
+   Pillow's kernels use them) and the load average are printed with it. ``--compare REF`` (a git
+   commit or branch) also runs the code of REF, side by side: each side in its own process (the
+   package of REF unpacked with ``git archive``), the two taking turns in every round, and prints
+   old vs new per preset.
 2. The train DataLoader of the bundled datasets (raccoon; shapes: small synthetic JPEGs) with each
    preset and ``--workers`` workers, after one warm-up epoch (persistent workers).
 3. When ``autotimm.ObjectDetector`` imports: the images/s of a resnet18 FCOS training step alone
@@ -20,8 +25,13 @@ Three parts, printed as one table and appended to benchmarks/RESULTS.md under "#
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import subprocess
+import sys
+import tarfile
+import tempfile
 import time
 from datetime import date
 from itertools import islice
@@ -32,6 +42,7 @@ import torch
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 HEADING = "## Data loader"
+REPLY = "@loader_speed"  # marks the --serve process's replies
 PRESETS = ("none", "default", "strong")
 CPU_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "amx_tile", "neon", "asimd")
 
@@ -52,6 +63,38 @@ def cpu_summary() -> str:
     return f"{model}; flags: {' '.join(shown) or 'unknown'}"
 
 
+def per_core_datasets(image_size: int) -> dict[str, Any]:
+    """The per-core contenders: a ``DetectionDataset`` of the raccoon photos per preset and variant.
+
+    Variants the importable autotimm lacks (older code: no ``cache``, no ``partner_buffer``) are left
+    out, so the same function serves ``--compare`` against older commits.
+    """
+    from autotimm.data import example
+    from autotimm.data.dataset import DetectionDataset
+    from autotimm.data.readers import read_coco
+
+    ds_info = example("raccoon")
+    ann = read_coco(ds_info.train, ds_info.images_dir)
+    make = lambda preset, **kw: DetectionDataset(ann.records, ann.class_names, image_size, preset, **kw)  # noqa: E731
+    datasets = {p: make(p) for p in PRESETS}
+    variants = [("strong, partner_buffer=0", "strong", {"partner_buffer": 0})]
+    variants += [(f"{p}, cache=ram", p, {"cache": "ram"}) for p in PRESETS[1:]]  # decoded images kept in RAM
+    for name, preset, kwargs in variants:
+        try:
+            datasets[name] = make(preset, **kwargs)
+        except TypeError:  # this autotimm has no such option
+            pass
+    return datasets
+
+
+def time_samples(dataset: Any, start: int, count: int) -> float:
+    """Seconds to make samples ``start .. start + count - 1`` (modulo the dataset's length)."""
+    begin = time.perf_counter()
+    for i in range(start, start + count):
+        dataset[i % len(dataset)]
+    return time.perf_counter() - begin
+
+
 def per_core_rates(image_size: int, samples: int, rounds: int = 5, seed: int = 0) -> dict[str, float]:
     """Images/s of ``DetectionDataset[i]`` per preset on the raccoon photos, one process, one thread.
 
@@ -62,36 +105,121 @@ def per_core_rates(image_size: int, samples: int, rounds: int = 5, seed: int = 0
         seed: ``torch.manual_seed`` before the timed rounds (same draws on every run).
 
     Returns:
-        {preset: images/s}, the augmented presets also as "<preset>, cache=ram".
+        {name: images/s} for each of ``per_core_datasets``.
     """
-    from autotimm.data import example
-    from autotimm.data.dataset import DetectionDataset
-    from autotimm.data.readers import read_coco
-
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        ds_info = example("raccoon")
-        ann = read_coco(ds_info.train, ds_info.images_dir)
-        datasets = {p: DetectionDataset(ann.records, ann.class_names, image_size, p) for p in PRESETS}
-        for preset in PRESETS[1:]:  # the augmented presets again, from decoded images kept in RAM
-            datasets[f"{preset}, cache=ram"] = DetectionDataset(ann.records, ann.class_names, image_size, preset, cache="ram")
+        datasets = per_core_datasets(image_size)
         for ds in datasets.values():  # warm-up: page cache, lazy imports
             ds[0]
         torch.manual_seed(seed)
         seconds = dict.fromkeys(datasets, 0.0)
         per_round = max(1, samples // rounds)
-        index = 0
-        for _ in range(rounds):
-            for preset, ds in datasets.items():
-                start = time.perf_counter()
-                for i in range(index, index + per_round):
-                    ds[i % len(ds)]
-                seconds[preset] += time.perf_counter() - start
-            index += per_round
-        return {p: per_round * rounds / seconds[p] for p in datasets}
+        for r in range(rounds):
+            for name, ds in datasets.items():
+                seconds[name] += time_samples(ds, r * per_round, per_round)
+        return {name: per_round * rounds / seconds[name] for name in datasets}
     finally:
         torch.set_num_threads(threads)
+
+
+def serve(image_size: int, seed: int = 0) -> None:
+    """``--serve``: the per-core datasets of whichever autotimm imports (PYTHONPATH), timed on request.
+
+    Prints the contender names as one JSON line, then answers each stdin line ``start count name``
+    with the seconds taken (one line each), until stdin closes; replies start with ``REPLY`` (other
+    output, e.g. the RAM cache's note, passes through). One torch thread.
+    """
+    torch.set_num_threads(1)
+    datasets = per_core_datasets(image_size)
+    for ds in datasets.values():
+        ds[0]
+    torch.manual_seed(seed)
+    print(REPLY, json.dumps(list(datasets)), flush=True)
+    for line in sys.stdin:
+        start, count, name = line.rstrip("\n").split(" ", 2)
+        print(REPLY, f"{time_samples(datasets[name], int(start), int(count)):.9f}", flush=True)
+
+
+class Contender:
+    """A ``--serve`` process running the package found in ``package_root`` (None: this checkout's)."""
+
+    def __init__(self, package_root: Path | None, image_size: int) -> None:
+        env = dict(os.environ)
+        root = package_root or Path(__file__).resolve().parent.parent
+        env["PYTHONPATH"] = str(root) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        self.process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--serve", "--image-size", str(image_size)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=str(root),
+        )
+        self.root = root
+        self.names: list[str] = json.loads(self._reply())
+
+    def _reply(self) -> str:
+        """The next reply line's payload; other lines are passed on to stderr."""
+        for line in self.process.stdout:
+            if line.startswith(REPLY + " "):
+                return line[len(REPLY) + 1 :]
+            print(line, end="", file=sys.stderr)
+        raise RuntimeError(f"The benchmark process for {self.root} ended early (see its error above).")
+
+    def seconds(self, name: str, start: int, count: int) -> float:
+        self.process.stdin.write(f"{start} {count} {name}\n")
+        self.process.stdin.flush()
+        return float(self._reply())
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
+
+
+def unpack_package(ref: str, into: Path) -> str:
+    """Unpack ``autotimm/`` of git commit ``ref`` into ``into``; returns the commit's short hash."""
+    repo = Path(__file__).resolve().parent.parent
+    commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", ref], check=True,
+                            capture_output=True, text=True).stdout.strip()
+    archive = subprocess.run(["git", "-C", str(repo), "archive", "--format=tar", commit, "autotimm"],
+                             check=True, capture_output=True).stdout
+    with tempfile.TemporaryFile() as tmp:
+        tmp.write(archive)
+        tmp.seek(0)
+        with tarfile.open(fileobj=tmp) as tar:
+            tar.extractall(into, filter="data")
+    return commit
+
+
+def compare_rates(ref: str, image_size: int, samples: int, rounds: int = 5) -> tuple[str, str, dict[str, tuple[float, float]]]:
+    """Per-core images/s of the code of ``ref`` and of this checkout, side by side.
+
+    Both run as ``--serve`` processes, taking turns in every round (old, new per contender), so a
+    changing machine load hurts them alike.
+
+    Returns:
+        (ref's short hash, this checkout's short hash, {name: (ref images/s or nan, new images/s)}).
+    """
+    repo = Path(__file__).resolve().parent.parent
+    head = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.strip()
+    with tempfile.TemporaryDirectory(prefix="autotimm-bench-") as tmp:
+        commit = unpack_package(ref, Path(tmp))
+        old, new = Contender(Path(tmp), image_size), Contender(None, image_size)
+        try:
+            names = new.names
+            seconds = {name: [0.0, 0.0] for name in names}
+            per_round = max(1, samples // rounds)
+            for r in range(rounds):
+                for name in names:
+                    for side, contender in enumerate((old, new)):
+                        if name in contender.names:
+                            seconds[name][side] += contender.seconds(name, r * per_round, per_round)
+        finally:
+            old.close()
+            new.close()
+    count = per_round * rounds
+    rates = {name: (count / s[0] if s[0] else float("nan"), count / s[1]) for name, s in seconds.items()}
+    return commit, head + (" + changes" if dirty else ""), rates
 
 
 def loader_rate(dataset: str, augment: str, image_size: int, workers: int, batch_size: int, epochs: int) -> tuple[float, Any]:
@@ -185,12 +313,33 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-loader", action="store_true", help="skip the DataLoader part")
     parser.add_argument("--no-model", action="store_true", help="skip the training-step part")
     parser.add_argument("--no-write", action="store_true", help="do not append to RESULTS.md")
+    parser.add_argument("--compare", metavar="REF", help="also time the code of this git commit/branch, side by side")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # internal: see serve()
     args = parser.parse_args(argv)
+    if args.serve:
+        serve(args.image_size)
+        return
 
     cpu = cpu_summary()
     print(f"CPU: {cpu}; load average {os.getloadavg()[0]:.1f} at the start", flush=True)
     rows: list[tuple[str, float, str]] = []
-    rates = per_core_rates(args.image_size, args.samples)
+    compared: list[str] = []
+    if args.compare:
+        commit, head, pairs = compare_rates(args.compare, args.image_size, args.samples)
+        rates = {name: new for name, (_, new) in pairs.items()}
+        compared = [f"Per core side by side, {commit} (old) vs {head} (new), {args.samples} samples each in 5 interleaved rounds:",
+                    "", f"| per core, raccoon, {args.image_size} px | old {commit} img/s | new img/s | new / old | time vs none, old -> new |",
+                    "|---|---:|---:|---:|---:|"]
+        old_none = pairs["none"][0]
+        for name, (old, new) in pairs.items():
+            if old == old:  # not nan: the old code has this contender
+                compared.append(f"| augment={name} | {old:.1f} | {new:.1f} | {new / old:.2f}x | "
+                                f"{old_none / old:.2f}x -> {rates['none'] / new:.2f}x |")
+            else:
+                compared.append(f"| augment={name} | - | {new:.1f} | - | - -> {rates['none'] / new:.2f}x |")
+        print("\n".join(compared) + "\n", flush=True)
+    else:
+        rates = per_core_rates(args.image_size, args.samples)
     for preset, rate in rates.items():
         ratio = rates["none"] / rate
         rows.append((f"per core, raccoon, augment={preset}", rate, f"{ratio:.2f}x the time of none"))
@@ -228,6 +377,8 @@ def main(argv: list[str] | None = None) -> None:
               "per core: one process, no workers, 1 torch thread")
     lines = [header, "", "| what | images/s | note |", "|---|---:|---|"]
     lines += [f"| {name} | {rate:.1f} | {note} |" for name, rate, note in rows]
+    if compared:
+        lines += [""] + compared
     print("\n" + "\n".join(lines))
     if not args.no_write:
         append_results(lines)
