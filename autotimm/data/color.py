@@ -129,3 +129,37 @@ class Uint8ColorJitter(v2.ColorJitter):
         plain = inpt.as_subclass(Tensor)
         matrix, offset = self.color_map(params, mean_luma(plain) if params["contrast_factor"] is not None else 0.0)
         return tv_tensors.wrap(pil_to_tensor(apply_color_map(tensor_to_pil(plain), matrix, offset)), like=inpt)
+
+
+def colour_region(
+    image: Tensor, params: dict[str, Any], region: tuple[int, int, int, int], pad_value: int
+) -> Tensor:
+    """``Uint8ColorJitter.transform`` of a canvas that is ``pad_value`` grey outside ``region``,
+    computed on the region only (the rest gets the map's image of the grey).
+
+    The contrast pivot is the canvas's mean luma, from the region's and the pad's shares; so the
+    result equals jittering the whole canvas up to the 1/16 sampling of the mean and rounding.
+
+    Args:
+        image: uint8 Tensor[3, H, W], ``pad_value`` everywhere outside ``region``.
+        params: a ``Uint8ColorJitter.make_params`` draw.
+        region: ``(x1, y1, x2, y2)`` pixels that may differ from the pad grey (clipped to the image).
+        pad_value: the grey of the rest.
+
+    Returns:
+        uint8 Tensor[3, H, W] (channels-last memory).
+    """
+    height, width = image.shape[-2:]
+    x1, y1, x2, y2 = max(region[0], 0), max(region[1], 0), min(region[2], width), min(region[3], height)
+    if x2 <= x1 or y2 <= y1:  # nothing but pad
+        x1 = y1 = x2 = y2 = 0
+    window = image[:, y1:y2, x1:x2]
+    share = (x2 - x1) * (y2 - y1) / (height * width)
+    mean = 0.0
+    if params["contrast_factor"] is not None:
+        mean = (share * mean_luma(window) if share else 0.0) + (1.0 - share) * pad_value
+    matrix, offset = Uint8ColorJitter.color_map(params, mean)
+    out = image.new_full((height, width, image.shape[0]), map_grey(matrix, offset, pad_value)).permute(2, 0, 1)
+    if share:
+        out[:, y1:y2, x1:x2] = pil_to_tensor(apply_color_map(tensor_to_pil(window), matrix, offset))
+    return out

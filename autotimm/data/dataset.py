@@ -35,7 +35,7 @@ in that hook takes effect for that whole epoch).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Literal, Sequence, get_args
 
 import torch
@@ -46,7 +46,7 @@ from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as TF
 
 from autotimm.data.buffer import RecentImages
-from autotimm.data.color import Uint8ColorJitter, apply_color_map, map_grey, mean_luma, pil_to_tensor, tensor_to_pil
+from autotimm.data.color import Uint8ColorJitter, apply_color_map, colour_region, map_grey, mean_luma, pil_to_tensor, tensor_to_pil
 from autotimm.data.image_io import read_image_size, read_pil, read_pil_reduced
 from autotimm.data.letterbox import PAD_VALUE, boxes_to_input, letterbox_image, letterbox_params, resized_hw
 from autotimm.data.mosaic import make_mosaic, mixup
@@ -84,6 +84,7 @@ class PlacedSample:
         labels: int64 Tensor[N]; iscrowd: int64 Tensor[N] (1 = ignore region).
         letterbox: float32 Tensor[3] ``(scale, pad_x, pad_y)`` of ``x_input = x_original * scale + pad``.
         orig_size: (H, W) of the original frame (for a mosaic, the 2S x 2S mosaic canvas).
+        content: ``(x1, y1, x2, y2)`` outside which the image is pad grey, or None (anywhere).
     """
 
     image: Tensor
@@ -92,6 +93,7 @@ class PlacedSample:
     iscrowd: Tensor
     letterbox: Tensor
     orig_size: tuple[int, int]
+    content: tuple[int, int, int, int] | None = None
 
     @property
     def extra(self) -> dict[str, Tensor]:
@@ -100,7 +102,7 @@ class PlacedSample:
 
     def with_boxes(self, image: Tensor, boxes: Tensor, extra: dict[str, Tensor]) -> "PlacedSample":
         """A copy with a new image and new boxes (and their per-box fields); the frame is unchanged."""
-        return PlacedSample(image, boxes, extra["labels"], extra["iscrowd"], self.letterbox, self.orig_size)
+        return PlacedSample(image, boxes, extra["labels"], extra["iscrowd"], self.letterbox, self.orig_size, self.content)
 
 
 class DetectionDataset(Dataset):
@@ -205,9 +207,17 @@ class DetectionDataset(Dataset):
         if use_mixup:
             other, _ = self._single(self._partners(1)[0])
             extra = {k: torch.cat([sample.extra[k], other.extra[k]]) for k in sample.extra}
-            sample = sample.with_boxes(mixup(sample.image, other.image), torch.cat([sample.boxes, other.boxes]), extra)
+            content = None
+            if sample.content is not None and other.content is not None:  # pad grey outside both
+                a, b = sample.content, other.content
+                content = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+            sample = replace(sample.with_boxes(mixup(sample.image, other.image), torch.cat([sample.boxes, other.boxes]), extra),
+                             content=content)
         if colour is not None and not coloured:
-            image = self.jitter.transform(tv_tensors.Image(sample.image), colour).as_subclass(Tensor)
+            if sample.content is not None:  # only what shows: the pad gets the map's image of its grey
+                image = colour_region(sample.image, colour, sample.content, PAD_VALUE)
+            else:
+                image = self.jitter.transform(tv_tensors.Image(sample.image), colour).as_subclass(Tensor)
             sample = sample.with_boxes(image, sample.boxes, sample.extra)
         if config is not None and config.hflip_prob > 0:  # v2.RandomHorizontalFlip's draw, then its sanitising
             image, boxes = sample.image, sample.boxes
@@ -373,8 +383,8 @@ class DetectionDataset(Dataset):
                 pads: list[int] = []
 
                 def recolour(source: Image.Image) -> Image.Image:
-                    if source.width * source.height >= size * size:
-                        return source  # cheaper on the canvas
+                    if source.width * source.height >= shown[0] * shown[1]:
+                        return source  # cheaper on the canvas, where only the shown part is coloured
                     mean = share * mean_luma(pil_to_tensor(source.reduce(4) if min(source.size) >= 8 else source), 1)
                     matrix, offset = Uint8ColorJitter.color_map(colour, mean + (1.0 - share) * PAD_VALUE)
                     pads.append(map_grey(matrix, offset, PAD_VALUE))
@@ -388,7 +398,10 @@ class DetectionDataset(Dataset):
             canvas = place_image(image, draw, size, pad_value, content_hw=content_hw)
             boxes, extra = self.load_boxes(index)
             boxes, keep = place_boxes(boxes, params, size, config.min_visibility, config.min_size)
-            sample = PlacedSample(canvas, boxes[keep], extra["labels"][keep], extra["iscrowd"][keep], params, orig_hw)
+            pad_x, pad_y = int(params[1]), int(params[2])
+            # the pad grey lies outside (a coloured pad is another grey: then None)
+            content = None if coloured else (pad_x, pad_y, pad_x + new_hw[1], pad_y + new_hw[0])
+            sample = PlacedSample(canvas, boxes[keep], extra["labels"][keep], extra["iscrowd"][keep], params, orig_hw, content)
             return sample, coloured
         image, boxes, extra = self.load(index)
         if callable(self.augment) and not isinstance(self.augment, AugmentConfig):
@@ -420,14 +433,15 @@ class DetectionDataset(Dataset):
             image, extent = self._decode(i, resized_hw(hw, float(letterbox_params(hw, size)[0]) * scale))
             box, extra = self.load_boxes(i)
             images.append(image), hws.append(hw), extents.append(extent), boxes.append(box), extras.append(extra)
-        canvas, boxes, keeps, _ = make_mosaic(
+        canvas, boxes, keeps, tiles = make_mosaic(
             images, boxes, size, min_visibility=config.min_visibility, min_size=config.min_size,
             canvas_scale=scale, offset=(pad_x, pad_y), out_size=size, orig_sizes=hws, extents=extents,
         )
         extra = {k: torch.cat([e[k][keep] for e, keep in zip(extras, keeps)]) for k in extras[0]}
         identity = torch.tensor([1.0, 0.0, 0.0])  # boxes are in the output frame, clipped to their tiles
         boxes, keep = place_boxes(torch.cat(boxes), identity, size, config.min_visibility, config.min_size)
-        return PlacedSample(canvas, boxes[keep], extra["labels"][keep], extra["iscrowd"][keep], params, (side, side))
+        content = tuple(f(t[k] for t in tiles) for k, f in enumerate((min, min, max, max)))  # pad grey outside the tiles
+        return PlacedSample(canvas, boxes[keep], extra["labels"][keep], extra["iscrowd"][keep], params, (side, side), content)
 
 
 def collate_detection(batch: Sequence[tuple[Tensor, Target]]) -> tuple[Tensor, list[Target]]:

@@ -99,3 +99,24 @@ def test_pil_round_trip_is_lossless():
     image = tiny_image(0, 256)
     back = pil_to_tensor(tensor_to_pil(image))
     assert torch.equal(back, image) and back.dtype == torch.uint8
+
+
+@pytest.mark.parametrize("region", [(8, 4, 40, 30), (-5, -5, 100, 100), (20, 20, 20, 30)])
+def test_colour_region_equals_jittering_the_whole_canvas(region):
+    from autotimm.data.color import colour_region
+
+    pad = 114
+    g = torch.Generator().manual_seed(0)
+    canvas = torch.full((3, 36, 48), pad, dtype=torch.uint8)
+    x1, y1, x2, y2 = max(region[0], 0), max(region[1], 0), min(region[2], 48), min(region[3], 36)
+    canvas[:, y1:y2, x1:x2] = torch.randint(0, 256, (3, y2 - y1, x2 - x1), dtype=torch.uint8, generator=g)
+    jitter = Uint8ColorJitter(brightness=0.3, contrast=0.3, saturation=0.4, hue=0.015)
+    for seed in range(4):
+        torch.manual_seed(seed)
+        params = jitter.make_params([])
+        expected = jitter.transform(tv_tensors.Image(canvas), params).as_subclass(torch.Tensor)
+        got = colour_region(canvas, params, region, pad)
+        assert got.shape == canvas.shape and got.dtype == torch.uint8
+        diff = (got.int() - expected.int()).abs()
+        assert diff.max() <= 2 and diff.float().mean() < 0.5, (seed, diff.max(), diff.float().mean())
+        assert (got[:, :, :x1] == got[0, 0, 0]).all()  # the pad: one grey
