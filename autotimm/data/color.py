@@ -31,6 +31,7 @@ from torchvision.transforms import v2
 
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601-2 luma, as PIL's "L" and torchvision's grayscale
 _TO_YIQ = np.array([GRAY_WEIGHTS, (0.595716, -0.274453, -0.321263), (0.211456, -0.522591, 0.311135)])
+_FROM_YIQ = np.linalg.inv(_TO_YIQ)
 
 
 def pil_to_tensor(image: Image.Image) -> Tensor:
@@ -61,7 +62,7 @@ def hue_matrix(factor: float) -> np.ndarray:
     angle = 2.0 * np.pi * factor
     cos, sin = np.cos(angle), np.sin(angle)
     rotate = np.array([(1.0, 0.0, 0.0), (0.0, cos, sin), (0.0, -sin, cos)])
-    return np.linalg.inv(_TO_YIQ) @ rotate @ _TO_YIQ
+    return _FROM_YIQ @ rotate @ _TO_YIQ
 
 
 def mean_luma(image: Tensor, stride: int = 4) -> float:
@@ -159,7 +160,9 @@ def colour_region(
     if params["contrast_factor"] is not None:
         mean = (share * mean_luma(window) if share else 0.0) + (1.0 - share) * pad_value
     matrix, offset = Uint8ColorJitter.color_map(params, mean)
-    out = image.new_full((height, width, image.shape[0]), map_grey(matrix, offset, pad_value)).permute(2, 0, 1)
-    if share:
-        out[:, y1:y2, x1:x2] = pil_to_tensor(apply_color_map(tensor_to_pil(window), matrix, offset))
-    return out
+    if share == 1.0:
+        return pil_to_tensor(apply_color_map(tensor_to_pil(window), matrix, offset))
+    out = image.new_full((height, width, image.shape[0]), map_grey(matrix, offset, pad_value))  # [H, W, 3]
+    if share:  # one copy of the coloured pixels, straight from PIL's bytes into place
+        out.numpy()[y1:y2, x1:x2] = np.asarray(apply_color_map(tensor_to_pil(window), matrix, offset))
+    return out.permute(2, 0, 1)
