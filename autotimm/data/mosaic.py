@@ -98,10 +98,11 @@ def make_mosaic(
     sizes = [resized_hw(hw, s) for hw, s in zip(hws, scales)]
     canvas = images[0].new_full((side, side, images[0].shape[0]), PAD_VALUE).permute(2, 0, 1)  # channels-last
     to_out = lambda v, o: round(v * c) + o  # noqa: E731 - 2S-canvas pixel -> output pixel
-    out_boxes, keeps, tiles = [], [], []
+    rows, tiles = [], []
     layout = mosaic_layout((xc, yc), sizes, size)
-    for k, (image, box, scale, ((pad_x, pad_y), tile)) in enumerate(zip(images, boxes, scales, layout)):
-        params = torch.tensor([scale * c, to_out(pad_x, ox), to_out(pad_y, oy)], dtype=torch.float32)
+    for k, (image, scale, ((pad_x, pad_y), tile)) in enumerate(zip(images, scales, layout)):
+        row = [scale * c, to_out(pad_x, ox), to_out(pad_y, oy)]
+        params = torch.tensor(row, dtype=torch.float32)
         tile = (to_out(tile[0], ox), to_out(tile[1], oy), to_out(tile[2], ox), to_out(tile[3], oy))
         region = (max(tile[0], 0), max(tile[1], 0), min(tile[2], side), min(tile[3], side))
         if extents is not None:  # a reduced decode: draw it so that it covers what the original would
@@ -109,10 +110,16 @@ def make_mosaic(
         else:
             draw, content_hw = params, None
         paste(canvas, image, draw, region, content_hw=content_hw)
-        placed, keep = place_boxes(box, params, tile, min_visibility, min_size * c)
-        out_boxes.append(placed[keep])
-        keeps.append(keep)
+        rows.append(row)
         tiles.append(tile)
+    # every image's boxes in one go: its placement and its tile, repeated per box
+    counts = torch.tensor([len(box) for box in boxes])
+    per_box = torch.tensor(rows, dtype=torch.float32).repeat_interleave(counts, 0)  # [N, 3]
+    regions = torch.tensor(tiles, dtype=torch.float32).repeat_interleave(counts, 0)  # [N, 4]
+    all_boxes = torch.cat([box.float().reshape(-1, 4) for box in boxes])  # [N, 4]
+    placed, keep = place_boxes(all_boxes, per_box, regions, min_visibility, min_size * c)
+    keeps = list(keep.split(counts.tolist()))
+    out_boxes = [p[k] for p, k in zip(placed.split(counts.tolist()), keeps)]
     return canvas, out_boxes, keeps, tiles
 
 

@@ -231,26 +231,36 @@ def place_image(
 
 
 def place_boxes(
-    boxes: Tensor, params: Tensor, size: int | tuple[int, int, int, int],
+    boxes: Tensor, params: Tensor, size: int | tuple[int, int, int, int] | Tensor,
     min_visibility: float = 0.0, min_size: float = 0.0,
 ) -> tuple[Tensor, Tensor]:
     """Map boxes into the input frame, clip them to a region and flag those worth keeping.
 
     Args:
         boxes: Tensor[N, 4] x1y1x2y2 in the source frame.
-        params: Tensor[3] ``(scale, pad_x, pad_y)``.
-        size: the canvas side S (region ``[0, S]^2``) or a region ``(x1, y1, x2, y2)``.
+        params: Tensor[3] ``(scale, pad_x, pad_y)``, or Tensor[N, 3], one per box.
+        size: the canvas side S (region ``[0, S]^2``), a region ``(x1, y1, x2, y2)``, or
+            Tensor[N, 4] regions, one per box.
         min_visibility: keep a box when clipped area >= this fraction of its unclipped area.
         min_size: keep a box when its clipped width and height are >= this.
 
     Returns:
         (boxes Tensor[N, 4] float32 clipped, input frame; keep Tensor[N] bool).
     """
-    mapped = boxes_to_input(boxes.float(), params)  # [N, 4]
-    x1, y1, x2, y2 = (0, 0, size, size) if isinstance(size, int) else size
-    # few, small ops: this runs several times per sample (a mosaic clips to tiles, then the canvas)
-    bounds = torch.tensor([[x1, y1, x1, y1], [x2, y2, x2, y2]], dtype=mapped.dtype)  # [2, 4]
-    clipped = torch.clamp(mapped, bounds[0], bounds[1])  # [N, 4]
+    boxes = boxes.float()
+    if params.ndim == 2:  # per box: the same float ops as boxes_to_input
+        per_box = params.to(boxes.dtype)
+        mapped = boxes * per_box[:, :1] + per_box[:, [1, 2, 1, 2]]  # [N, 4]
+    else:
+        mapped = boxes_to_input(boxes, params)  # [N, 4]
+    # few, small ops: this runs for every sample (a mosaic clips to tiles, then the canvas)
+    if isinstance(size, Tensor):
+        regions = size.to(mapped.dtype)
+        lower, upper = regions[:, [0, 1, 0, 1]], regions[:, [2, 3, 2, 3]]  # [N, 4] each
+    else:
+        x1, y1, x2, y2 = (0, 0, size, size) if isinstance(size, int) else size
+        lower, upper = torch.tensor([[x1, y1, x1, y1], [x2, y2, x2, y2]], dtype=mapped.dtype)  # [4] each
+    clipped = torch.clamp(mapped, lower, upper)  # [N, 4]
     wh = clipped[:, 2:] - clipped[:, :2]  # [N, 2]
     area = wh.prod(1)  # [N]
     full = (mapped[:, 2:] - mapped[:, :2]).prod(1).clamp(min=1e-6)  # [N]

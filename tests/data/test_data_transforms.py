@@ -145,3 +145,17 @@ def test_hflip_by_hand():
     assert torch.equal(flipped, image[:, :, [3, 2, 1, 0]])
     assert flipped_boxes.tolist() == [[2.5, 1.0, 4.0, 3.0], [0.0, 0.0, 2.0, 2.0]]
     assert torch.equal(hflip(*hflip(image, boxes))[1], boxes)
+
+
+def test_place_boxes_per_box_params_and_regions_equal_one_call_per_group():
+    g = torch.Generator().manual_seed(0)
+    groups = [torch.rand(n, 2, generator=g).mul(50).repeat(1, 2) + torch.tensor([0.0, 0.0, 8.0, 6.0]) for n in (3, 0, 4)]
+    params = [torch.tensor([0.5, 3.0, -2.0]), torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.75, -10.0, 4.0])]
+    regions = [(0, 0, 20, 30), (5, 5, 10, 10), (-4, 2, 60, 25)]
+    expected = [place_boxes(b, p, r, 0.25, 2.0) for b, p, r in zip(groups, params, regions)]
+    counts = torch.tensor([len(b) for b in groups])
+    placed, keep = place_boxes(torch.cat(groups), torch.stack(params).repeat_interleave(counts, 0),
+                               torch.tensor(regions).repeat_interleave(counts, 0), 0.25, 2.0)
+    assert torch.equal(placed, torch.cat([e[0] for e in expected]))  # the same float ops, bit for bit
+    assert torch.equal(keep, torch.cat([e[1] for e in expected]))
+    assert 0 < int(keep.sum()) < len(keep)  # some kept, some not: the case is not trivial
