@@ -17,9 +17,9 @@ Three parts, printed as one table and appended to benchmarks/RESULTS.md under "#
 2. The train DataLoader of the bundled datasets (raccoon; shapes: small synthetic JPEGs) with each
    preset and ``--workers`` workers, after one warm-up epoch (persistent workers).
 3. When ``autotimm.ObjectDetector`` imports: the images/s of a resnet18 FCOS training step alone
-   (forward, loss, backward, optimizer step on one batch held in memory) and of a whole training
-   epoch (the loader feeding the same step). The epoch far below the step means training is
-   loader-bound.
+   (forward, loss, backward, optimizer step on one batch held in memory) and of the training loop
+   (the "default" raccoon loader feeding the same step, ``--steps`` batches). The loop far below the
+   step alone means training is loader-bound.
 """
 
 from __future__ import annotations
@@ -366,7 +366,7 @@ def main(argv: list[str] | None = None) -> None:
             kind = "bf16 + channels_last" if bf16 else "fp32"
             alone, loop = result
             rows.append((f"resnet18 FCOS train step alone, {kind}", alone, ""))
-            rows.append((f"resnet18 FCOS training epoch (loader + step), {kind}", loop,
+            rows.append((f"resnet18 FCOS training loop (loader + step, {args.steps} batches), {kind}", loop,
                          f"{loop / alone:.2f} of the step alone" + (" (loader-bound)" if loop < 0.9 * alone else "")))
             for name, rate, note in rows[-2:]:
                 print(f"{name:<44} {rate:8.1f} img/s  {note}", flush=True)
