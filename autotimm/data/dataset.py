@@ -311,19 +311,26 @@ class DetectionDataset(Dataset):
             (image uint8 Tensor[3, h, w] channels-last, possibly reduced; (W_e, H_e): the original
             frame spans ``[0, W_e] x [0, H_e]`` of the image's pixels).
         """
-        recent = self._buffer()
-        if self._cached is not None or recent is not None:
-            if self._cached is not None:
-                image, _, extent = self._cached[index]
-            else:
-                decoded = recent.get(index)
-                if decoded is None:
-                    decoded = self._decode_to_fit(index)
-                    recent.add(index, decoded)
-                image, _, extent = decoded
+        fitted = self._fitted(index)
+        if fitted is not None:
+            image, _, extent = fitted
             return (pil_to_tensor(colour(tensor_to_pil(image))) if colour else image), extent
         image, extent = read_pil_reduced(self.records[index].image_path, need_hw)
         return pil_to_tensor(colour(image) if colour else image), extent
+
+    def _fitted(self, index: int) -> Decoded | None:
+        """The image fitted to S x S from the RAM cache or the partner buffer (decoded into the
+        buffer on a miss); None when neither is in use (decode per sample, reduced as needed)."""
+        if self._cached is not None:
+            return self._cached[index]
+        recent = self._buffer()
+        if recent is None:
+            return None
+        decoded = recent.get(index)
+        if decoded is None:
+            decoded = self._decode_to_fit(index)
+            recent.add(index, decoded)
+        return decoded
 
     def _fill_cache(self) -> list[Decoded]:
         """Decode every image once, scaled to fit S x S (never enlarged); print the memory first.
@@ -345,9 +352,15 @@ class DetectionDataset(Dataset):
             (uint8 Tensor[3, h, w] channels-last, original (H, W), (W_e, H_e) the original frame's
             extent in its pixels).
         """
-        orig_hw = self._header(index)
-        target = resized_hw(orig_hw, min(1.0, float(letterbox_params(orig_hw, self.image_size)[0])))
-        image, extent = read_pil_reduced(self.records[index].image_path, target)
+        fit = lambda hw: resized_hw(hw, min(1.0, float(letterbox_params(hw, self.image_size)[0])))  # noqa: E731
+        if index not in self._sizes:  # the header is read with the pixels, in one open of the file
+            found: list[tuple[int, int]] = []
+            image, extent = read_pil_reduced(self.records[index].image_path, lambda hw: (found.append(hw), fit(hw))[1])
+            self._sizes[index] = found[0]
+        else:
+            image, extent = read_pil_reduced(self.records[index].image_path, fit(self._sizes[index]))
+        orig_hw = self._sizes[index]
+        target = fit(orig_hw)
         tensor = pil_to_tensor(image)
         if tuple(tensor.shape[-2:]) != target:  # resample the (reduced) decode to fit S exactly
             tensor = TF.resize(tensor, list(target), antialias=True)
@@ -429,8 +442,12 @@ class DetectionDataset(Dataset):
         indices = [index] + self._partners(3)
         images, hws, extents, boxes, extras = [], [], [], [], []
         for i in indices:
-            hw = self._header(i)
-            image, extent = self._decode(i, resized_hw(hw, float(letterbox_params(hw, size)[0]) * scale))
+            fitted = self._fitted(i)
+            if fitted is not None:
+                image, hw, extent = fitted
+            else:
+                hw = self._header(i)
+                image, extent = self._decode(i, resized_hw(hw, float(letterbox_params(hw, size)[0]) * scale))
             box, extra = self.load_boxes(i)
             images.append(image), hws.append(hw), extents.append(extent), boxes.append(box), extras.append(extra)
         canvas, boxes, keeps, tiles = make_mosaic(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -141,7 +141,9 @@ def read_image_size(path: str | os.PathLike) -> tuple[int, int]:
     return (height, width) if orientation in _TRANSPOSED else (width, height)
 
 
-def read_pil_reduced(path: str | os.PathLike, min_hw: tuple[int, int]) -> tuple[Image.Image, tuple[float, float]]:
+def read_pil_reduced(
+    path: str | os.PathLike, min_hw: tuple[int, int] | Callable[[tuple[int, int]], tuple[int, int]]
+) -> tuple[Image.Image, tuple[float, float]]:
     """Like :func:`read_pil`, but a JPEG may decode at 1/2, 1/4 or 1/8 size (PIL's ``draft``).
 
     The reduced image is never smaller than ``min_hw``, so a caller that resizes down to
@@ -149,7 +151,9 @@ def read_pil_reduced(path: str | os.PathLike, min_hw: tuple[int, int]) -> tuple[
 
     Args:
         path: the image file.
-        min_hw: (H, W) the caller needs at least, in the ORIGINAL frame (after EXIF orientation).
+        min_hw: (H, W) the caller needs at least, in the ORIGINAL frame (after EXIF orientation);
+            or a function of the original frame's (H, W) that returns it, called once the header is
+            read (so a caller that needs the size first opens the file once, not twice).
 
     Returns:
         (RGB image, (W_e, H_e)): the original frame ``[0, W] x [0, H]`` spans ``[0, W_e] x [0, H_e]``
@@ -166,9 +170,12 @@ def read_pil_reduced(path: str | os.PathLike, min_hw: tuple[int, int]) -> tuple[
         # one read of the whole file: PIL's decoder would read it in many small chunks. The image
         # reads from memory, so it holds no file open and is returned as is (no copy).
         im = Image.open(io.BytesIO(path.read_bytes()))
-        want_h, want_w = (max(1, int(v)) for v in min_hw)
         orientation = im.getexif().get(_EXIF_ORIENTATION, 1)
         swapped = orientation in _TRANSPOSED
+        if callable(min_hw):
+            width, height = im.size  # stored frame
+            min_hw = min_hw((width, height) if swapped else (height, width))
+        want_h, want_w = (max(1, int(v)) for v in min_hw)
         if swapped:
             want_h, want_w = want_w, want_h  # draft sees the stored, untransposed frame
         drafted = im.draft("RGB", (want_w, want_h)) if im.format == "JPEG" else None

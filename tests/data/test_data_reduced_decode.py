@@ -76,3 +76,16 @@ def test_reduced_decode_names_a_decompression_bomb(tmp_path, monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 1601 x 1203 is over twice this: PIL refuses it
     with pytest.raises(ValueError, match="larger than PIL's safety limit"):
         read_pil_reduced(path, (10, 10))
+
+
+def test_reduced_decode_asks_for_the_size_once_it_knows_the_original_frame(tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "turned.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored 400 x 200, shown 200 x 400 (width x height)
+    Image.new("RGB", (400, 200), (10, 120, 200)).save(path, exif=exif)
+    seen = []
+    image, extent = read_pil_reduced(path, lambda hw: (seen.append(hw), (hw[0] // 4, hw[1] // 4))[1])
+    assert seen == [(400, 200)]  # (H, W) of the original frame, after the EXIF turn
+    assert (image.height, image.width) == (100, 50) and extent == (50.0, 100.0)
