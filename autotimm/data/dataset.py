@@ -298,13 +298,16 @@ class DetectionDataset(Dataset):
         return torch.randint(len(self), (count,)).tolist()
 
     def _decode(
-        self, index: int, need_hw: tuple[int, int], colour: Callable[[Image.Image], Image.Image] | None = None
+        self, index: int, need_hw: tuple[int, int] | Callable[[tuple[int, int]], tuple[int, int]],
+        colour: Callable[[Image.Image], Image.Image] | None = None,
     ) -> tuple[Tensor, tuple[float, float]]:
         """Decode one image reduced as far as ``need_hw`` (the size it is drawn at) allows.
 
         Args:
             index: record index.
-            need_hw: (h, w) of the image in the output frame.
+            need_hw: (h, w) of the image in the output frame, or a function of the original
+                (H, W) returning it, called once before the pixels are decoded (the header and
+                the pixels are then read in one open of the file).
             colour: optional map applied to the decoded image before it becomes a tensor.
 
         Returns:
@@ -313,8 +316,20 @@ class DetectionDataset(Dataset):
         """
         fitted = self._fitted(index)
         if fitted is not None:
-            image, _, extent = fitted
+            image, orig_hw, extent = fitted
+            if callable(need_hw):
+                need_hw(orig_hw)
             return (pil_to_tensor(colour(tensor_to_pil(image))) if colour else image), extent
+        if callable(need_hw):
+            if index in self._sizes:
+                need_hw = need_hw(self._sizes[index])
+            else:
+                need_of = need_hw
+
+                def need_hw(orig_hw: tuple[int, int]) -> tuple[int, int]:
+                    self._sizes[index] = orig_hw
+                    return need_of(orig_hw)
+
         image, extent = read_pil_reduced(self.records[index].image_path, need_hw)
         return pil_to_tensor(colour(image) if colour else image), extent
 
@@ -373,7 +388,7 @@ class DetectionDataset(Dataset):
         Args:
             index: record index.
             colour: a ``Uint8ColorJitter.make_params`` draw to apply here when that is cheaper:
-                on the decoded source when it has fewer pixels than the canvas (the colour map
+                on the decoded source when it has fewer pixels than what shows of it (the colour map
                 commutes with the resize; the padding gets the map's image of the pad grey and the
                 contrast pivot is the canvas's mean luma, from the source's and the pad's shares).
 
@@ -382,28 +397,35 @@ class DetectionDataset(Dataset):
         """
         size, config = self.image_size, self.config
         if self._fast_path():
-            orig_hw = self._header(index)
-            if config.scale_range == (1.0, 1.0) and not config.translate:
-                params = letterbox_params(orig_hw, size)
-            else:
-                params = sample_placement(orig_hw, size, config.scale_range, config.translate)
-            new_hw = resized_hw(orig_hw, float(params[0]))
-            pad_value, recolour = PAD_VALUE, None
-            if colour is not None:
+            placed: dict[str, Any] = {}
+
+            def place(orig_hw: tuple[int, int]) -> tuple[int, int]:
+                """Draw the placement once the size is known (from the header the decode reads)."""
+                if config.scale_range == (1.0, 1.0) and not config.translate:
+                    params = letterbox_params(orig_hw, size)
+                else:
+                    params = sample_placement(orig_hw, size, config.scale_range, config.translate)
+                new_hw = resized_hw(orig_hw, float(params[0]))
                 pad_x, pad_y = int(params[1]), int(params[2])
                 shown = [max(0, min(size, p + n) - max(0, p)) for p, n in ((pad_x, new_hw[1]), (pad_y, new_hw[0]))]
-                share = shown[0] * shown[1] / size**2  # of the canvas covered by the image
-                pads: list[int] = []
+                placed.update(orig_hw=orig_hw, params=params, new_hw=new_hw, shown=shown)
+                return new_hw
+
+            pad_value, recolour, pads = PAD_VALUE, None, []
+            if colour is not None:
 
                 def recolour(source: Image.Image) -> Image.Image:
+                    shown = placed["shown"]
                     if source.width * source.height >= shown[0] * shown[1]:
                         return source  # cheaper on the canvas, where only the shown part is coloured
+                    share = shown[0] * shown[1] / size**2  # of the canvas covered by the image
                     mean = share * mean_luma(pil_to_tensor(source.reduce(4) if min(source.size) >= 8 else source), 1)
                     matrix, offset = Uint8ColorJitter.color_map(colour, mean + (1.0 - share) * PAD_VALUE)
                     pads.append(map_grey(matrix, offset, PAD_VALUE))
                     return apply_color_map(source, matrix, offset)
 
-            image, extent = self._decode(index, new_hw, recolour)
+            image, extent = self._decode(index, place, recolour)
+            orig_hw, params, new_hw = placed["orig_hw"], placed["params"], placed["new_hw"]
             coloured = colour is not None and bool(pads)
             if coloured:
                 pad_value = pads[0]
