@@ -163,8 +163,8 @@ class DetectionDataset(Dataset):
         self.augment = resolve_augment(augment)
         config = self.augment if isinstance(self.augment, AugmentConfig) else None
         self.config = config
-        # the colour jitter runs on the source image when that is smaller than the canvas
-        # (``_single``), else on the finished canvas (``__getitem__``)
+        # the colour jitter runs on the source image when that has fewer pixels than what shows of
+        # it (``_single``), else on the shown part of the finished canvas (``__getitem__``)
         jitter = (config.brightness, config.contrast, config.saturation, config.hue) if config else (0.0,)
         self.jitter = Uint8ColorJitter(*(j or None for j in jitter)) if any(jitter) else None
         # shared memory, so persistent DataLoader workers see set_strong_augment() (module docstring)
