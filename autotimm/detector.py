@@ -278,6 +278,10 @@ class ObjectDetector(PreprocessingMixin, L.LightningModule):
         channels: Literal["rgb", "bgr"] = "rgb",
         stream: bool = False,
         progress: bool | None = None,
+        tile: int | Literal["auto"] | None = None,
+        overlap: float = 0.2,
+        merge: Literal["nms", "wbf"] = "nms",
+        full_image: bool = False,
     ) -> Any:
         """Detect objects in images, a folder, a glob or a video.
 
@@ -294,7 +298,19 @@ class ObjectDetector(PreprocessingMixin, L.LightningModule):
             stream: return a generator that predicts one batch at a time (use it for videos and large
                 folders: nothing accumulates in memory; streamed video frames keep their pixels so
                 ``r.plot()`` works).
-            progress: show a progress bar; default: for 16 images or more, and for videos.
+            progress: show a progress bar; default: for 16 images or more, and for videos (tiled: one
+                bar per image of 16 tiles or more).
+            tile: cut large images into ``tile`` x ``tile`` px tiles run at the model's native scale (use
+                the training image_size), so small objects keep their pixels; ``"auto"``: tile (at the
+                training size) only images more than 2x longer than it, announced once; None: no
+                tiling. Files are read a window at a time (memory bounded by ``batch_size`` tiles);
+                see :mod:`autotimm.tiling`.
+            overlap: least overlap of neighbouring tiles, a fraction of ``tile`` in [0, 1).
+            merge: how detections of overlapping tiles merge: "nms" (class-aware NMS at
+                ``nms_thresh``) or "wbf" (box fusion: duplicates averaged, weighted by score).
+            full_image: with ``tile``, also run the whole image letterboxed to ``tile`` and merge its
+                boxes, for objects larger than a tile. With tiling, ``max_detections`` caps each tile
+                and, when given, the merged result (default: every merged box is kept).
 
         Returns:
             a list (or, with ``stream=True``, a generator) of :class:`autotimm.results.Detections`, one
@@ -306,12 +322,14 @@ class ObjectDetector(PreprocessingMixin, L.LightningModule):
             >>> results = model.predict("images/")  # doctest: +SKIP
             >>> results[0].plot(score_thresh=0.3)  # doctest: +SKIP
             >>> for r in model.predict("clip.mp4", stream=True): ...  # doctest: +SKIP
+            >>> big = model.predict("survey.tif", tile=640, overlap=0.2)[0]  # doctest: +SKIP
         """
         from autotimm.inference import predict
 
         return predict(self, inputs, image_size=image_size, batch_size=batch_size, score_thresh=score_thresh,
                        nms_thresh=nms_thresh, max_detections=max_detections, precision=precision,
-                       channels=channels, stream=stream, progress=progress)
+                       channels=channels, stream=stream, progress=progress, tile=tile, overlap=overlap,
+                       merge=merge, full_image=full_image)
 
     def evaluate(
         self,

@@ -3,14 +3,18 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import torch
 
 from autotimm.data.letterbox import boxes_to_original
 from autotimm.results import Detections
-from autotimm.sources import Channels, Frame, Source, check_channels, resolve
+from autotimm.ops.tiles import MergeMode
+from autotimm.sources import Channels, Frame, Source, check_channels, resolve, to_rgb
+from autotimm.tiling import AUTO_FACTOR, TileConfig, TileReader, detect_tiled, needs_tiling, resolve_tiling
 from autotimm.utils.precision import resolve_precision
 
 PROGRESS_MIN_IMAGES = 16  # below this many images no progress bar is shown by default
@@ -29,21 +33,97 @@ def predict(
     channels: Channels = "rgb",
     stream: bool = False,
     progress: bool | None = None,
+    tile: int | Literal["auto"] | None = None,
+    overlap: float = 0.2,
+    merge: MergeMode = "nms",
+    full_image: bool = False,
 ) -> list[Detections] | Iterator[Detections]:
     """See :meth:`autotimm.ObjectDetector.predict` (this is its body)."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}.")
     check_channels(channels)
+    tiling = resolve_tiling(tile, overlap, merge, full_image, model.resolved_image_size(image_size))  # checked first
     resolved = resolve(source)  # fails now, not at the first next() of a stream
     use_bf16 = resolve_precision(precision, model.device.type) == "bf16"
     settings = dict(image_size=image_size, score_thresh=score_thresh, nms_thresh=nms_thresh,
                     max_detections=max_detections, use_bf16=use_bf16)
     names = list(model.class_names) if getattr(model, "class_names", None) else None
     mapping = dict(model.label_to_category_id) if getattr(model, "label_to_category_id", None) else None
+    if tiling is not None:
+        results = run_tiled(model, resolved, tiling[0], settings, auto=tiling[1], channels=channels, batch_size=batch_size, names=names,
+                            label_to_category_id=mapping, progress=progress, keep_video_frames=stream)
+        return results if stream else list(results)
     results = run_source(resolved, lambda images: _detect_batch(model, images, **settings), channels=channels,
                          batch_size=batch_size, names=names, label_to_category_id=mapping, progress=progress,
                          keep_video_frames=stream)
     return results if stream else list(results)
+
+
+def run_tiled(
+    model: Any,
+    source: Source,
+    config: TileConfig,
+    settings: dict[str, Any],
+    *,
+    auto: bool = False,
+    channels: Channels = "rgb",
+    batch_size: int = 8,
+    names: list[str] | None = None,
+    label_to_category_id: dict[int, int] | None = None,
+    progress: bool | None = None,
+    keep_video_frames: bool = False,
+) -> Iterator[Detections]:
+    """``predict(tile=...)``: each image tiled, one Detections per image in the ORIGINAL frame.
+
+    With ``auto=True`` only images whose long side exceeds ``AUTO_FACTOR`` x the training size are
+    tiled (with ``config.tile`` = the training size), the others go through the plain letterbox; the
+    first tiled image is announced once. Files are read a window at a time
+    (:class:`autotimm.tiling.TileReader`); video frames and in-memory images are sliced.
+    """
+    size = model.resolved_image_size(settings["image_size"])
+    announced = False
+    forward = {k: v for k, v in settings.items() if k != "image_size"}
+    nms_thresh = model.nms_thresh if settings["nms_thresh"] is None else settings["nms_thresh"]
+    pad_value = getattr(model.transform_config, "pad_value", 114)
+    for item, path, frame_index in _tiled_items(source, channels):
+        reader = TileReader(item)
+        try:
+            tiled = not auto or needs_tiling(reader.height, reader.width, size)
+            if auto and tiled and not announced:
+                print(f"predict(tile='auto'): images longer than {AUTO_FACTOR:g} x {size} px are cut into {size} px "
+                      f"tiles (overlap {config.overlap:g}); the first is {reader.height} x {reader.width} px.", flush=True)
+                announced = True
+            if tiled:
+                det = detect_tiled(
+                    reader, functools.partial(_detect_canvases, model, **forward), config, batch_size=batch_size,
+                    iou_thresh=nms_thresh, max_detections=settings["max_detections"], pad_value=pad_value,
+                    progress=progress, desc=Path(path).name if path else "tiles",
+                )
+            else:
+                whole = reader.crop(torch.tensor([0, 0, reader.width, reader.height]))
+                det = _detect_batch(model, [whole], **settings)[0]
+            keep_image = path is None or (frame_index is not None and keep_video_frames)
+            yield Detections(
+                det["boxes"], det["scores"], det["labels"], names=names, image_path=path,
+                image_size=(reader.height, reader.width), frame_index=frame_index,
+                label_to_category_id=label_to_category_id, image=reader.image() if keep_image else None,
+            )
+        finally:
+            reader.close()
+
+
+def _tiled_items(source: Source, channels: Channels) -> Iterator[tuple[Any, str | None, int | None]]:
+    """(item for a TileReader, file path or None, video frame index or None): files stay paths, so
+    they are decoded lazily, one at a time."""
+    if source.video:
+        for frame in source.frames(channels):
+            yield frame.image, frame.path, frame.frame_index
+        return
+    for item in source.items:
+        if isinstance(item, Path):
+            yield item, str(item), None
+        else:
+            yield to_rgb(item, channels), None, None
 
 
 def _batches(frames: Iterator[Frame], batch_size: int) -> Iterator[list[Frame]]:
@@ -96,22 +176,28 @@ def run_source(
 def _detect_batch(model: Any, images: list[torch.Tensor], image_size: int | None, score_thresh: float | None,
                   nms_thresh: float | None, max_detections: int | None, use_bf16: bool) -> list[dict[str, torch.Tensor]]:
     """One forward pass; detections per image in the ORIGINAL frame, on the CPU."""
+    batch, params, sizes = model.letterbox_batch(images, image_size)
+    dets = _detect_canvases(model, batch, score_thresh=score_thresh, nms_thresh=nms_thresh,
+                            max_detections=max_detections, use_bf16=use_bf16)
+    return [{**d, "boxes": boxes_to_original(d["boxes"], lb, size)} for d, lb, size in zip(dets, params, sizes)]
+
+
+def _detect_canvases(model: Any, batch: torch.Tensor, *, score_thresh: float | None, nms_thresh: float | None,
+                     max_detections: int | None, use_bf16: bool) -> list[dict[str, torch.Tensor]]:
+    """One forward pass over uint8 canvases Tensor[B, 3, S, S]; detections per canvas in the INPUT frame
+    (the canvas's pixels), on the CPU (what letterboxed batches and tiles share)."""
     was_training = model.training
     model.eval()
     device = model.device
     try:
         with torch.inference_mode():
-            batch, params, sizes = model.letterbox_batch(images, image_size)
             inputs = model.normalize(batch.to(device))
             if use_bf16:
                 inputs = inputs.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                 outputs = model.raw_outputs(inputs) if use_bf16 or not model.compile_model else model(inputs)
             dets = model.detect(outputs, tuple(inputs.shape[-2:]), score_thresh, nms_thresh, max_detections)
-            return [
-                {"boxes": boxes_to_original(d["boxes"].float().cpu(), lb, size), "scores": d["scores"].float().cpu(),
-                 "labels": d["labels"].cpu()}
-                for d, lb, size in zip(dets, params, sizes)
-            ]
+            return [{"boxes": d["boxes"].float().cpu(), "scores": d["scores"].float().cpu(), "labels": d["labels"].cpu()}
+                    for d in dets]
     finally:
         model.train(was_training)
