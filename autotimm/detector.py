@@ -120,6 +120,7 @@ class ObjectDetector(PreprocessingMixin, L.LightningModule):
         self.image_size: int | None = None  # set from the data module, kept in checkpoints
         self.class_names: list[str] | None = None
         self.label_to_category_id: dict[int, int] | None = None
+        self.tiling: Any = None  # a TileConfig from a tiled data module: validation predicts whole images with it
 
         if _LOADING_CHECKPOINT.get():  # the checkpoint holds the weights: don't download pretrained ones
             backbone = FeatureBackboneConfig(backbone) if isinstance(backbone, str) else backbone
@@ -344,6 +345,8 @@ class ObjectDetector(PreprocessingMixin, L.LightningModule):
         batch_size: int = 8,
         precision: str = "auto",
         progress: bool | None = None,
+        tile: int | None = None,
+        overlap: float = 0.2,
     ) -> Any:
         """Evaluate on annotated images and return an :class:`autotimm.evaluation.EvaluationReport`.
 
@@ -356,6 +359,8 @@ class ObjectDetector(PreprocessingMixin, L.LightningModule):
                 matrix (one of COCO's 0.5, 0.55, ..., 0.95).
             score_thresh: operating point of the table and the confusion matrix; default: best F1.
             batch_size / precision / progress: as in :meth:`predict` (for files and FiftyOne data).
+            tile / overlap: evaluate whole images through tiled predict (large images, small
+                objects); a tiled ``DetectionDataModule(tile=...)`` does so by itself.
 
         Returns:
             the report: COCO summary (same numbers as validation, pycocotools' COCOeval), per-class
@@ -370,7 +375,7 @@ class ObjectDetector(PreprocessingMixin, L.LightningModule):
 
         return evaluate(self, data, images_dir=images_dir, format=format, split=split, gt_field=gt_field,
                         iou_thresh=iou_thresh, score_thresh=score_thresh, batch_size=batch_size,
-                        precision=precision, progress=progress)
+                        precision=precision, progress=progress, tile=tile, overlap=overlap)
 
     # ------------------------------------------------------------------ Lightning hooks
     def batch_images(self, images: Tensor) -> Tensor:
@@ -393,6 +398,7 @@ class ObjectDetector(PreprocessingMixin, L.LightningModule):
                 f"({getattr(dm, 'class_names', None)}); build the model with num_classes={dm_classes}."
             )
         self.image_size = getattr(dm, "image_size", self.image_size)
+        self.tiling = getattr(dm, "tiling", None)
         names = getattr(dm, "class_names", None)
         self.class_names = list(names) if names is not None else self.class_names
         mapping = getattr(dm, "label_to_category_id", None)
@@ -487,6 +493,13 @@ class ObjectDetector(PreprocessingMixin, L.LightningModule):
 
     def _eval_step(self, stage: str, batch: tuple[Tensor, list[dict[str, Tensor]]]) -> None:
         images, targets = batch
+        if isinstance(images, list):  # whole images of a tiled data module: tiled predict, ORIGINAL frame, no loss
+            if self.metrics is not None and self.metrics.has_stage(stage):
+                preds = self.detect_whole_images(images)
+                gts = [{k: v for k, v in t.items() if k in ("boxes", "labels", "iscrowd", "area", "image_id")} for t in targets]
+                for name, value in self.metrics.update(stage, preds, gts).items():
+                    self.log(name, value, batch_size=len(preds), **self.metrics.log_kwargs(name))
+            return
         images = self.batch_images(images)
         outputs = self(images)
         losses = self.compute_loss(images, targets, outputs=outputs)
@@ -496,6 +509,33 @@ class ObjectDetector(PreprocessingMixin, L.LightningModule):
             preds, gts = to_original_frame(dets, targets)
             for name, value in self.metrics.update(stage, preds, gts).items():
                 self.log(name, value, batch_size=len(preds), **self.metrics.log_kwargs(name))
+
+    def detect_whole_images(self, images: list[Tensor], tiling: Any = None) -> list[dict[str, Tensor]]:
+        """Tiled detections of whole images, as tiled ``predict`` computes them.
+
+        Args:
+            images: uint8 Tensor[3, H_i, W_i] each (ORIGINAL frame).
+            tiling: a :class:`autotimm.tiling.TileConfig`; default: the data module's (``self.tiling``),
+                else tiles of the training image size.
+
+        Returns:
+            per image ``boxes`` [N, 4] (ORIGINAL frame), ``scores``, ``labels``, on the model's device.
+        """
+        from autotimm.inference import _detect_canvases
+        from autotimm.tiling import TileConfig, TileReader, detect_tiled
+
+        config = tiling or self.tiling or TileConfig(self.resolved_image_size())
+        use_bf16 = bool(self.channels_last)
+
+        def detect(canvas: Tensor) -> list[dict[str, Tensor]]:
+            return _detect_canvases(self, canvas, score_thresh=None, nms_thresh=None, max_detections=None, use_bf16=use_bf16)
+
+        out = []
+        for image in images:
+            det = detect_tiled(TileReader(image.cpu()), detect, config, batch_size=8, iou_thresh=self.nms_thresh,
+                               pad_value=getattr(self.transform_config, "pad_value", 114), progress=False)
+            out.append({k: v.to(self.device) for k, v in det.items()})
+        return out
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         self._eval_step("val", batch)
@@ -522,6 +562,8 @@ class ObjectDetector(PreprocessingMixin, L.LightningModule):
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> list[dict[str, Tensor]]:
         """Detections per image: in the original frame when targets carry letterbox info, else input frame."""
         images, targets = (batch[0], batch[1]) if isinstance(batch, (tuple, list)) else (batch, None)
+        if isinstance(images, list):  # whole images of a tiled data module: tiled predict, ORIGINAL frame
+            return self.detect_whole_images(images)
         images = self.batch_images(images)
         dets = self.detect(self(images), tuple(images.shape[-2:]))
         if targets is None:

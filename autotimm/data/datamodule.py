@@ -26,6 +26,7 @@ from autotimm.data.dataset import (
 from autotimm.data.readers import FORMATS, AnnotationFormat, read_annotations
 from autotimm.data.records import Annotations
 from autotimm.data.sampler import EpochShuffleSampler, ResumableLoader
+from autotimm.data.tiling import WholeImageDataset, check_training_tiles, collate_whole_images, default_tile_dir, tile_records
 from autotimm.data.transforms import Augment, resolve_augment
 from autotimm.data.validation import ImageCheck, validate_records
 from autotimm.utils.validation import options_text
@@ -77,6 +78,15 @@ class DetectionDataModule(L.LightningDataModule):
             ``seed_everything`` seed when one is set, else a random one; kept in checkpoints.
         cache: "ram" keeps the training images decoded in memory, scaled to fit ``image_size``
             (see ``DetectionDataset``; a memory estimate is printed first); "none" reads per sample.
+        tile: large images, small objects: training images longer than ``tile`` px are cut into
+            ``tile`` x ``tile`` tiles up front (records per tile, see :mod:`autotimm.data.tiling`;
+            use ``tile == image_size`` so tiles train at native scale), and val/test run on whole
+            images through the model's tiled predict, so val/mAP is in original pixels. None: off.
+        tile_overlap: least overlap of neighbouring tiles, a fraction of ``tile`` in [0, 1).
+        min_visible: a box is kept in a tile when at least this fraction of its area lies in it.
+        empty_ratio: tiles without boxes kept per tile with boxes (seeded draw).
+        tile_dir: folder for the tile images; default: a folder per annotation file and tiling
+            under the system temp folder (reused by later runs).
 
     Example:
         >>> dm = DetectionDataModule(train="data/shapes/train.json", val="data/shapes/val.json",
@@ -110,6 +120,11 @@ class DetectionDataModule(L.LightningDataModule):
         reader_options: Mapping[str, Any] | None = None,
         shuffle_seed: int | None = None,
         cache: CacheMode = "none",
+        tile: int | None = None,
+        tile_overlap: float = 0.2,
+        min_visible: float = 0.5,
+        empty_ratio: float = 0.1,
+        tile_dir: PathLike | None = None,
     ) -> None:
         super().__init__()
         if format not in FORMATS:
@@ -139,6 +154,9 @@ class DetectionDataModule(L.LightningDataModule):
         if difficult not in DIFFICULT_POLICIES:
             raise ValueError(f"difficult must be {options_text(DIFFICULT_POLICIES)}; got {difficult!r}.")
         resolve_augment(augment)  # fail now on a bad preset name, not at setup
+        check_training_tiles(tile, tile_overlap, min_visible, empty_ratio)
+        self.tile, self.tile_overlap, self.min_visible, self.empty_ratio = tile, tile_overlap, min_visible, empty_ratio
+        self.tile_dir = tile_dir
 
         self.format = format
         self.images_dir = images_dir
@@ -241,6 +259,15 @@ class DetectionDataModule(L.LightningDataModule):
         ids = self.annotations(next(iter(self.sources))).category_ids
         return dict(enumerate(ids))
 
+    @property
+    def tiling(self) -> Any:
+        """The :class:`autotimm.tiling.TileConfig` that validation predicts with, or None without ``tile``."""
+        if self.tile is None:
+            return None
+        from autotimm.tiling import TileConfig
+
+        return TileConfig(self.tile, self.tile_overlap)
+
     # -- Lightning hooks --------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
         """Build the datasets the stage needs; images are checked here, once per split."""
@@ -266,6 +293,11 @@ class DetectionDataModule(L.LightningDataModule):
                 raise ValueError(message + " A detector cannot learn from images without boxes.")
             warnings.warn(message + " Its mAP is undefined (logged as NaN), so checkpoints cannot be chosen by it.",
                           stacklevel=2)
+        if self.tile is not None and split != "train":
+            return WholeImageDataset(records, ann.class_names, self.difficult)  # type: ignore[return-value]
+        if self.tile is not None:
+            out = self.tile_dir or default_tile_dir(self.sources[split], self.tile, self.tile_overlap)
+            records = tile_records(records, self.tile, self.tile_overlap, self.min_visible, self.empty_ratio, out)
         augment = self.augment if split == "train" else "none"
         cache = self.cache if split == "train" else "none"
         return DetectionDataset(records, ann.class_names, self.image_size, augment, self.difficult, cache=cache)
@@ -292,7 +324,7 @@ class DetectionDataModule(L.LightningDataModule):
             **order,
             drop_last=train and self.drop_last,
             num_workers=workers,
-            collate_fn=collate_detection,
+            collate_fn=collate_whole_images if isinstance(dataset, WholeImageDataset) else collate_detection,
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers and workers > 0,
             prefetch_factor=self.prefetch_factor if workers > 0 else None,
@@ -376,6 +408,9 @@ class DetectionDataModule(L.LightningDataModule):
             f"batch_size    {self.batch_size} (val {self.val_batch_size}), workers {self.num_workers}",
             f"augment       {self.augment if isinstance(self.augment, str) else type(self.augment).__name__}",
         ]
+        if self.tile is not None:
+            lines.append(f"tiles         {self.tile} px, overlap {self.tile_overlap:g}, min_visible {self.min_visible:g}, "
+                         f"empty_ratio {self.empty_ratio:g} (val/test: whole images, tiled predict)")
         for split in self.sources:
             ann = self.annotations(split)
             boxes = sum(r.num_boxes for r in ann.records)

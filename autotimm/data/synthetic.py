@@ -152,13 +152,19 @@ def write_split(
     Returns:
         The json path.
     """
+    return _write_coco(out, split, count, lambda i: generate_image(seed, split, i, cfg), cfg.jpeg_quality,
+                       f"autotimm synthetic shapes, seed {seed}")
+
+
+def _write_coco(out: str | Path, split: str, count: int, generate, jpeg_quality: int, description: str) -> Path:  # noqa: ANN001
+    """Write ``generate(index) -> (image, boxes, labels)`` for ``count`` indices as JPEGs + one COCO json."""
     out = Path(out)
     (out / split).mkdir(parents=True, exist_ok=True)
     images, annotations = [], []
     for index in range(count):
-        image, boxes, labels = generate_image(seed, split, index, cfg)
+        image, boxes, labels = generate(index)
         file_name = f"{split}/{index:06d}.jpg"
-        image.save(out / file_name, quality=cfg.jpeg_quality)
+        image.save(out / file_name, quality=jpeg_quality)
         image_id = index + 1
         images.append({"id": image_id, "file_name": file_name, "width": image.width, "height": image.height})
         for box, label in zip(boxes, labels):
@@ -170,10 +176,99 @@ def write_split(
     categories = [{"id": i + 1, "name": n, "supercategory": "shape"} for i, n in enumerate(CLASS_NAMES)]
     ann_file = out / f"{split}.json"
     ann_file.write_text(json.dumps(
-        {"info": {"description": f"autotimm synthetic shapes, seed {seed}"}, "images": images,
-         "annotations": annotations, "categories": categories}, indent=1,
+        {"info": {"description": description}, "images": images, "annotations": annotations,
+         "categories": categories}, indent=1,
     ))
     return ann_file
+
+
+# ---------------------------------------------------------------------- large scenes, small objects
+@dataclass(frozen=True)
+class LargeSceneConfig:
+    """Settings of the large-scene generator: survey-like rasters with many small shapes.
+
+    Attributes:
+        min_side, max_side: image width and height are drawn from this range (pixels).
+        min_objects, max_objects: shapes per image (fewer when the scene is too crowded to place them).
+        object_px: shape side range in pixels (independent of the image size: the objects are small).
+        max_overlap: largest intersection / smaller-box area allowed between two boxes.
+        noise_std, jpeg_quality: as :class:`ShapesConfig`.
+    """
+
+    min_side: int = 2000
+    max_side: int = 2400
+    min_objects: int = 200
+    max_objects: int = 400
+    object_px: tuple[int, int] = (8, 60)
+    max_overlap: float = 0.1
+    noise_std: float = 4.0
+    jpeg_quality: int = 90
+
+    def __post_init__(self) -> None:
+        if not 0 < self.object_px[0] <= self.object_px[1] < self.min_side:
+            raise ValueError(f"LargeSceneConfig.object_px={self.object_px!r}: expected 0 < low <= high < min_side.")
+        if not 0 <= self.min_objects <= self.max_objects:
+            raise ValueError(f"LargeSceneConfig: need 0 <= min_objects <= max_objects, got {self.min_objects}, {self.max_objects}.")
+
+
+def _place_small_boxes(rng: np.random.Generator, width: int, height: int, wanted: int, cfg: LargeSceneConfig) -> np.ndarray:
+    """Up to ``wanted`` integer boxes [N, 4] of ``cfg.object_px`` px, pairwise overlap <= ``cfg.max_overlap``."""
+    boxes = np.zeros((0, 4))
+    for _ in range(8):  # rounds of vectorised proposals; each accepts greedily against the kept ones
+        if len(boxes) >= wanted:
+            break
+        n = (wanted - len(boxes)) * 2
+        side = rng.uniform(*cfg.object_px, n)
+        aspect = rng.uniform(0.8, 1.25, n)
+        w, h = np.round(side * np.sqrt(aspect)), np.round(side / np.sqrt(aspect))
+        x1, y1 = np.floor(rng.uniform(0, 1, n) * (width - w + 1)), np.floor(rng.uniform(0, 1, n) * (height - h + 1))
+        for box in np.stack([x1, y1, x1 + w, y1 + h], 1):  # [n, 4]
+            if len(boxes) >= wanted:
+                break
+            if not len(boxes) or _overlap(box, boxes).max() <= cfg.max_overlap:
+                boxes = np.concatenate([boxes, box[None]])
+    return boxes
+
+
+def generate_large_scene(
+    seed: int, split: str, index: int, cfg: LargeSceneConfig = LargeSceneConfig()
+) -> tuple[Image.Image, np.ndarray, np.ndarray]:
+    """Draw large scene ``index`` of ``split``: a 2,000+ px textured background with hundreds of small
+    circles, squares and triangles (the classes of the shapes set).
+
+    Returns:
+        (RGB PIL image, boxes float array [N, 4] x1y1x2y2 in its pixels, labels int array [N]).
+    """
+    rng = np.random.default_rng([seed, SPLIT_CODES[split], index, 17])
+    width, height = (int(v) for v in rng.integers(cfg.min_side, cfg.max_side + 1, 2))
+    boxes = _place_small_boxes(rng, width, height, int(rng.integers(cfg.min_objects, cfg.max_objects + 1)), cfg)
+    labels = rng.integers(0, len(CLASS_NAMES), len(boxes))
+    factor = 2  # supersampling; 4 as for the small set would need a 10,000 px canvas
+    big = Image.fromarray(np.clip(_background(rng, width, height), 0, 255).astype(np.uint8)).resize(
+        (width * factor, height * factor), Image.Resampling.NEAREST
+    )
+    draw = ImageDraw.Draw(big)
+    for box, label in zip(boxes, labels):
+        _draw(draw, rng, int(label), box * factor)
+    small = np.asarray(big.resize((width, height), Image.Resampling.BOX), dtype=np.float32)
+    noisy = small + rng.normal(0, cfg.noise_std, small.shape).astype(np.float32)
+    return Image.fromarray(np.clip(noisy, 0, 255).round().astype(np.uint8)), boxes, labels
+
+
+def write_large_scenes(
+    out: str | Path, split: str, count: int, seed: int = 0, cfg: LargeSceneConfig = LargeSceneConfig()
+) -> Path:
+    """Write ``count`` large scenes to ``out/<split>/`` and their COCO json to ``out/<split>.json``
+    (generated at run time for tests and benchmarks; nothing large is shipped).
+
+    Returns:
+        The json path.
+
+    Example:
+        >>> write_large_scenes("/tmp/scenes", "val", 2)  # doctest: +SKIP
+    """
+    return _write_coco(out, split, count, lambda i: generate_large_scene(seed, split, i, cfg), cfg.jpeg_quality,
+                       f"autotimm synthetic large scenes, seed {seed}")
 
 
 def main(argv: list[str] | None = None) -> None:

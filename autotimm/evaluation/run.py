@@ -29,6 +29,8 @@ def evaluate(
     batch_size: int = 8,
     precision: str = "auto",
     progress: bool | None = None,
+    tile: int | None = None,
+    overlap: float = 0.2,
 ) -> EvaluationReport:
     """See :meth:`autotimm.ObjectDetector.evaluate` (this is its body)."""
     coco_ious = [round(0.5 + 0.05 * i, 2) for i in range(10)]
@@ -38,14 +40,20 @@ def evaluate(
         raise ValueError(f"evaluate(score_thresh={score_thresh!r}): expected a float in [0, 1], or None for the best-F1 threshold.")
     if split not in ("val", "test"):
         raise ValueError(f"evaluate(split={split!r}): expected 'val' or 'test'.")
+    tiling = None
+    if tile is not None:
+        from autotimm.tiling import TileConfig
+
+        tiling = TileConfig(tile, overlap)  # checks both values before anything runs
     if _is_fiftyone(data):
         with tempfile.TemporaryDirectory(prefix="autotimm-eval-") as tmp:
             from autotimm.fiftyone.export import to_datamodule
 
             dm = to_datamodule(data, tmp, val=data, label_field=gt_field, classes=model.class_names,
-                               image_size=model.resolved_image_size(), batch_size=batch_size, num_workers=0)
+                               image_size=model.resolved_image_size(), batch_size=batch_size, num_workers=0,
+                               tile=tile, tile_overlap=overlap)
             return evaluate(model, dm, iou_thresh=iou_thresh, score_thresh=score_thresh, precision=precision, progress=progress)
-    dm = _datamodule(model, data, images_dir, format, split, batch_size)
+    dm = _datamodule(model, data, images_dir, format, split, batch_size, tiling)
     names = list(dm.class_names)
     if model.class_names and list(model.class_names) != names:
         raise ValueError(
@@ -57,13 +65,15 @@ def evaluate(
     stage = "validate" if split == "val" else "test"
     dm.setup(stage)
     loader = dm.val_dataloader() if split == "val" else dm.test_dataloader()
-    preds, targets = collect(model, loader, precision=precision, progress=progress)
+    preds, targets = collect(model, loader, precision=precision, progress=progress, tiling=getattr(dm, "tiling", None))
     return build_report(preds, targets, names, iou_thresh=iou_thresh, score_thresh=score_thresh)
 
 
-def collect(model: Any, loader: Any, precision: str = "auto", progress: bool | None = None) -> tuple[list[dict], list[dict]]:
+def collect(model: Any, loader: Any, precision: str = "auto", progress: bool | None = None,
+            tiling: Any = None) -> tuple[list[dict], list[dict]]:
     """Detections and ground truth of every image of a detection loader, in the ORIGINAL frame (what
-    ``validation_step`` hands the mAP metric)."""
+    ``validation_step`` hands the mAP metric). Whole-image batches (lists, from a tiled data module)
+    are predicted with tiles (``tiling``: a TileConfig; default the model's)."""
     from tqdm.auto import tqdm
 
     from autotimm.data.letterbox import to_original_frame
@@ -78,6 +88,12 @@ def collect(model: Any, loader: Any, precision: str = "auto", progress: bool | N
     try:
         with torch.inference_mode():
             for images, batch_targets in tqdm(loader, desc="evaluate", unit="batch", disable=not show):
+                if isinstance(images, list):  # whole images: tiled predict, boxes already in the ORIGINAL frame
+                    dets = [{k: v.cpu() for k, v in d.items()} for d in model.detect_whole_images(images, tiling)]
+                    p, t = to_original_frame(dets, batch_targets)
+                    preds += p
+                    targets += t
+                    continue
                 inputs = model.normalize(images.to(device))
                 if use_bf16:
                     inputs = inputs.contiguous(memory_format=torch.channels_last)
@@ -97,10 +113,16 @@ def _is_fiftyone(data: Any) -> bool:
     return type(data).__module__.startswith("fiftyone.")
 
 
-def _datamodule(model: Any, data: Any, images_dir: Any, format: str | None, split: str, batch_size: int) -> Any:
+def _datamodule(model: Any, data: Any, images_dir: Any, format: str | None, split: str, batch_size: int,
+                tiling: Any = None) -> Any:
     from autotimm.data.datamodule import DetectionDataModule
 
     if isinstance(data, DetectionDataModule):
+        if tiling is not None and data.tiling != tiling:
+            raise ValueError(
+                f"evaluate(tile={tiling.tile}, overlap={tiling.overlap}): the data module given tiles with "
+                f"tile={data.tile}, tile_overlap={data.tile_overlap}; build it with those tile settings or drop tile=."
+            )
         if split not in data.sources:
             raise ValueError(f"evaluate(split={split!r}): the data module has no {split} split (it has {list(data.sources)}).")
         return data
@@ -114,6 +136,7 @@ def _datamodule(model: Any, data: Any, images_dir: Any, format: str | None, spli
         return DetectionDataModule(
             **{split: path}, format=fmt, images_dir=images_dir, image_size=model.resolved_image_size(),
             batch_size=batch_size, num_workers=0, class_names=model.class_names if fmt in ("voc", "csv") else None,
+            tile=tiling.tile if tiling else None, tile_overlap=tiling.overlap if tiling else 0.2,
         )
     raise TypeError(
         f"evaluate() cannot read {type(data).__name__}; pass a DetectionDataModule, an annotation file (COCO json, "

@@ -93,6 +93,8 @@ def add_predictions(
     gt_field: str = "ground_truth",
     progress: bool | None = None,
     overwrite: bool = False,
+    tile: int | str | None = None,
+    overlap: float | None = None,
 ) -> None:
     """Run ``model.predict`` on the samples' image files and store the detections in ``field``.
 
@@ -110,6 +112,8 @@ def add_predictions(
         gt_field: ground-truth field whose class list is the fallback for the class names.
         progress: show a progress bar (None: FiftyOne's default setting).
         overwrite: see ``field``.
+        tile, overlap: tiled prediction of large images (``ObjectDetector.predict(tile=..., overlap=...)``;
+            ``tile="auto"`` tiles only the images much larger than the training size).
 
     Boxes are in ORIGINAL-frame pixels from ``predict`` and stored relative to each image's size;
     scores become ``confidence``.
@@ -131,7 +135,7 @@ def add_predictions(
     names = resolve_class_names(model, samples, gt_field, class_names)
     options = {
         k: v for k, v in dict(image_size=image_size, score_thresh=score_thresh, nms_thresh=nms_thresh,
-                              max_detections=max_detections).items() if v is not None
+                              max_detections=max_detections, tile=tile, overlap=overlap).items() if v is not None
     }
     _check_options(model, options)
     _refuse_existing(samples, field, overwrite)
