@@ -26,6 +26,7 @@ from PIL import Image, ImageOps
 from torch import Tensor
 
 from autotimm.data.image_io import _EXIF_ORIENTATION, _too_large, load_image, pil_to_rgb
+from autotimm.ops.boxes import clip_boxes
 from autotimm.ops.tiles import MERGE_MODES, MergeMode, check_tile_args, drop_cut_boxes, merge_detections, tile_boxes_to_image, tile_windows
 
 AUTO_FACTOR = 2.0  # tile="auto" tiles images whose long side exceeds this many training sizes
@@ -206,7 +207,10 @@ def detect_tiled(
         all_boxes = torch.cat([all_boxes, full])
         all_scores = torch.cat([all_scores, det["scores"].float()])
         all_labels = torch.cat([all_labels, det["labels"].long()])
+    nonempty = (all_boxes[:, 2:] > all_boxes[:, :2]).all(1)  # the full-image pass's boxes in its padding
+    all_boxes, all_scores, all_labels = all_boxes[nonempty], all_scores[nonempty], all_labels[nonempty]
     out_boxes, out_scores, out_labels = merge_detections(all_boxes, all_scores, all_labels, iou_thresh, config.merge)
+    out_boxes = clip_boxes(out_boxes, (h, w))  # fused coordinates are means: keep rounding inside the image
     return {"boxes": out_boxes[:max_detections], "scores": out_scores[:max_detections], "labels": out_labels[:max_detections]}
 
 
