@@ -21,8 +21,8 @@ def _toy(parameters: str = "EPOCHS = 12\nIMAGE_SIZE = 256\n", tagged: bool = Tru
     ])
 
 
-def test_five_tutorials() -> None:
-    assert [p.name[:3] for p in PATHS] == ["01_", "02_", "03_", "04_", "05_"]
+def test_six_tutorials() -> None:
+    assert [p.name[:3] for p in PATHS] == ["01_", "02_", "03_", "04_", "05_", "06_"]
 
 
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: p.name)

@@ -35,6 +35,11 @@ FAST: dict[str, dict] = {
         TRAIN_FAST, PRECISION="32-true", CHECKPOINT=None, MAX_DETECTIONS=10, LAUNCH_APP=False,
     ),
     "05_export_onnx.ipynb": dict(TRAIN_FAST, PRECISION="32-true", CHECKPOINT=None, NUM_IMAGES=2, TIMING_REPEATS=1),
+    "06_large_images_tiling.ipynb": dict(
+        BACKBONE="test_resnet", TILE=128, SCENE_SIDE=400, OBJECTS=30, TRAIN_SCENES=1, VAL_SCENES=1, BATCH_SIZE=4,
+        EPOCHS=1, FPN_CHANNELS=32, HEAD_NUM_CONVS=1, LIMIT_TRAIN_BATCHES=4, LIMIT_VAL_BATCHES=1, NUM_WORKERS=0,
+        PRECISION="32-true",
+    ),
 }
 
 pytestmark = pytest.mark.slow
@@ -139,3 +144,13 @@ def test_05_export_onnx(tmp_path: Path) -> None:
     export = tmp_path / "runs" / "export"
     assert (export / "detector_raw.onnx").stat().st_size > 0
     assert (export / "detector_e2e.onnx").stat().st_size > 0
+
+
+def test_06_large_images_tiling(tmp_path: Path) -> None:
+    nb, text = _run("06_large_images_tiling.ipynb", tmp_path)
+    values = summary_values(text, "tiling")
+    assert int(values["tiles"]) >= 9  # a 400-600 px scene in 128 px tiles, overlap 0.2: at least 3 x 3
+    assert int(values["objects"]) > 0
+    assert 0.0 <= float(values["map_plain"]) <= 1.0 and 0.0 <= float(values["map_tiled"]) <= 1.0
+    assert output_types(nb).get("image/png", 0) >= 2  # the plain and the tiled plot
+    assert "tiles         128 px" in text  # the data module's summary names the tiling
