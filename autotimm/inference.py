@@ -14,7 +14,7 @@ from autotimm.data.letterbox import boxes_to_original
 from autotimm.results import Detections
 from autotimm.ops.tiles import MergeMode
 from autotimm.sources import Channels, Frame, Source, check_channels, resolve, to_rgb
-from autotimm.tiling import AUTO_FACTOR, TileConfig, TileReader, detect_tiled, needs_tiling, resolve_tiling
+from autotimm.tiling import AUTO_FACTOR, DetectFn, TileConfig, TileReader, detect_tiled, needs_tiling, resolve_tiling
 from autotimm.utils.precision import resolve_precision
 
 PROGRESS_MIN_IMAGES = 16  # below this many images no progress bar is shown by default
@@ -50,8 +50,15 @@ def predict(
     names = list(model.class_names) if getattr(model, "class_names", None) else None
     mapping = dict(model.label_to_category_id) if getattr(model, "label_to_category_id", None) else None
     if tiling is not None:
-        results = run_tiled(model, resolved, tiling[0], settings, auto=tiling[1], channels=channels, batch_size=batch_size, names=names,
-                            label_to_category_id=mapping, progress=progress, keep_video_frames=stream)
+        forward = {k: v for k, v in settings.items() if k != "image_size"}
+        results = run_tiled(
+            resolved, tiling[0], auto=tiling[1], detect_canvases=functools.partial(_detect_canvases, model, **forward),
+            detect_images=functools.partial(_detect_batch, model, **settings),
+            train_size=model.resolved_image_size(image_size), max_detections=max_detections,
+            nms_thresh=model.nms_thresh if nms_thresh is None else nms_thresh,
+            pad_value=getattr(model.transform_config, "pad_value", 114), channels=channels, batch_size=batch_size,
+            names=names, label_to_category_id=mapping, progress=progress, keep_video_frames=stream,
+        )
         return results if stream else list(results)
     results = run_source(resolved, lambda images: _detect_batch(model, images, **settings), channels=channels,
                          batch_size=batch_size, names=names, label_to_category_id=mapping, progress=progress,
@@ -60,11 +67,15 @@ def predict(
 
 
 def run_tiled(
-    model: Any,
     source: Source,
     config: TileConfig,
-    settings: dict[str, Any],
     *,
+    detect_canvases: DetectFn,
+    detect_images: Callable[[list[torch.Tensor]], list[dict[str, torch.Tensor]]],
+    train_size: int,
+    nms_thresh: float,
+    max_detections: int | None = None,
+    pad_value: int = 114,
     auto: bool = False,
     channels: Channels = "rgb",
     batch_size: int = 8,
@@ -75,33 +86,35 @@ def run_tiled(
 ) -> Iterator[Detections]:
     """``predict(tile=...)``: each image tiled, one Detections per image in the ORIGINAL frame.
 
-    With ``auto=True`` only images whose long side exceeds ``AUTO_FACTOR`` x the training size are
-    tiled (with ``config.tile`` = the training size), the others go through the plain letterbox; the
-    first tiled image is announced once. Files are read a window at a time
-    (:class:`autotimm.tiling.TileReader`); video frames and in-memory images are sliced.
+    Shared by :meth:`ObjectDetector.predict` and :meth:`OnnxDetector.predict`.
+
+    Args:
+        detect_canvases: uint8 tiles [B, 3, S, S] -> detections per tile in its frame (CPU).
+        detect_images: uint8 images [3, H, W] -> letterboxed detections in the ORIGINAL frame (for
+            images ``auto`` does not tile).
+        train_size: the size the model was trained at; ``auto`` tiles only images whose long side
+            exceeds ``AUTO_FACTOR`` times it, and says so once.
+        nms_thresh: IoU of the merge across tiles; max_detections: cap of the merged boxes (None: all).
+
+    Files are read a window at a time (:class:`autotimm.tiling.TileReader`); video frames and
+    in-memory images are sliced.
     """
-    size = model.resolved_image_size(settings["image_size"])
     announced = False
-    forward = {k: v for k, v in settings.items() if k != "image_size"}
-    nms_thresh = model.nms_thresh if settings["nms_thresh"] is None else settings["nms_thresh"]
-    pad_value = getattr(model.transform_config, "pad_value", 114)
     for item, path, frame_index in _tiled_items(source, channels):
         reader = TileReader(item)
         try:
-            tiled = not auto or needs_tiling(reader.height, reader.width, size)
+            tiled = not auto or needs_tiling(reader.height, reader.width, train_size)
             if auto and tiled and not announced:
-                print(f"predict(tile='auto'): images longer than {AUTO_FACTOR:g} x {size} px are cut into {size} px "
-                      f"tiles (overlap {config.overlap:g}); the first is {reader.height} x {reader.width} px.", flush=True)
+                print(f"predict(tile='auto'): images longer than {AUTO_FACTOR:g} x {train_size} px are cut into "
+                      f"{config.tile} px tiles (overlap {config.overlap:g}); the first is {reader.height} x "
+                      f"{reader.width} px.", flush=True)
                 announced = True
             if tiled:
-                det = detect_tiled(
-                    reader, functools.partial(_detect_canvases, model, **forward), config, batch_size=batch_size,
-                    iou_thresh=nms_thresh, max_detections=settings["max_detections"], pad_value=pad_value,
-                    progress=progress, desc=Path(path).name if path else "tiles",
-                )
+                det = detect_tiled(reader, detect_canvases, config, batch_size=batch_size, iou_thresh=nms_thresh,
+                                   max_detections=max_detections, pad_value=pad_value, progress=progress,
+                                   desc=Path(path).name if path else "tiles")
             else:
-                whole = reader.crop(torch.tensor([0, 0, reader.width, reader.height]))
-                det = _detect_batch(model, [whole], **settings)[0]
+                det = detect_images([reader.crop(torch.tensor([0, 0, reader.width, reader.height]))])[0]
             keep_image = path is None or (frame_index is not None and keep_video_frames)
             yield Detections(
                 det["boxes"], det["scores"], det["labels"], names=names, image_path=path,

@@ -138,6 +138,10 @@ class OnnxDetector:
         channels: str = "rgb",
         stream: bool = False,
         progress: bool | None = None,
+        tile: int | str | None = None,
+        overlap: float = 0.2,
+        merge: str = "nms",
+        full_image: bool = False,
     ) -> Any:
         """Detect objects, like :meth:`ObjectDetector.predict` (same sources, same results).
 
@@ -151,6 +155,9 @@ class OnnxDetector:
             channels: "rgb" (default) or "bgr" for arrays and tensors.
             stream: return a generator (for videos and large folders).
             progress: show a progress bar; default: for 16 images or more.
+            tile / overlap / merge / full_image: tiled prediction of large images, as
+                :meth:`ObjectDetector.predict`; the tile side must be the graph's input size
+                (``tile="auto"`` uses it).
 
         Returns:
             a list (or generator) of :class:`autotimm.results.Detections`: ``r["boxes"]`` Tensor[N, 4]
@@ -170,9 +177,40 @@ class OnnxDetector:
             dets = self.detect(self.run(batch), score_thresh, nms_thresh, max_detections)
             return [{**det, "boxes": boxes_to_original(det["boxes"], lb, size)} for det, lb, size in zip(dets, params, sizes)]
 
+        if tile is not None:
+            return self._predict_tiled(source, detect_batch, tile, overlap, merge, full_image, score_thresh, nms_thresh,
+                                       max_detections, channels=channels, batch_size=batch_size, progress=progress,
+                                       stream=stream)
         results = run_source(source, detect_batch, channels=channels, batch_size=batch_size,
                              names=list(self.class_names) if self.class_names else None, progress=progress,
                              keep_video_frames=stream)
+        return results if stream else list(results)
+
+    def _predict_tiled(self, source: Any, detect_batch: Any, tile: Any, overlap: float, merge: str, full_image: bool,
+                       score_thresh: float | None, nms_thresh: float | None, max_detections: int | None, *,
+                       channels: str, batch_size: int, progress: bool | None, stream: bool) -> Any:
+        """``predict(tile=...)`` through :func:`autotimm.inference.run_tiled`, tiles of the graph's input size."""
+        from autotimm.inference import run_tiled
+        from autotimm.tiling import resolve_tiling
+
+        h, w = self.input_size
+        if tile != "auto" and tile != h or h != w:
+            raise ValueError(
+                f"tile={tile!r}: '{self.path}' takes {h} x {w} inputs, so its tiles must be {h} px (pass tile={h} "
+                "or tile='auto'); export with to_onnx(..., image_size=...) for another tile size."
+            )
+        config, auto = resolve_tiling(tile, overlap, merge, full_image, h)
+
+        def detect_canvases(canvas: Tensor) -> list[dict[str, Tensor]]:
+            images = (canvas.float() / 255.0 - self.pixel_mean) / self.pixel_std  # as model.normalize
+            return self.detect(self.run(images), score_thresh, nms_thresh, max_detections)
+
+        results = run_tiled(
+            source, config, auto=auto, detect_canvases=detect_canvases, detect_images=detect_batch, train_size=h,
+            nms_thresh=self.metadata.nms_thresh if nms_thresh is None else nms_thresh, max_detections=max_detections,
+            pad_value=self.metadata.pad_value, channels=channels, batch_size=batch_size,
+            names=list(self.class_names) if self.class_names else None, progress=progress, keep_video_frames=stream,
+        )
         return results if stream else list(results)
 
     # ------------------------------------------------------------------ post-processing
