@@ -78,12 +78,16 @@ class TileReader:
 
     def __init__(self, item: Any) -> None:
         self.path: str | None = None
+        self._wide = False
         self._pil: Image.Image | None = None
         self._tensor: Tensor | None = None
         if isinstance(item, (str, os.PathLike)):
             self.path = str(item)
             self._pil = _open_lazy(Path(item))
             self.width, self.height = self._pil.size
+            # 32-bit greyscale is scaled to 8 bits when it holds values above 255 (as pil_to_rgb does for a whole
+            # image); decided once here, so every tile is scaled alike
+            self._wide = self._pil.mode == "I" and self._pil.getextrema()[1] > 255
         else:
             self._tensor = load_image(item)  # uint8 [3, H, W]
             self.height, self.width = (int(v) for v in self._tensor.shape[-2:])
@@ -94,7 +98,10 @@ class TileReader:
         if self._tensor is not None:
             return self._tensor[:, y0:y1, x0:x1]
         assert self._pil is not None
-        return load_image(pil_to_rgb(self._pil.crop((x0, y0, x1, y1))))
+        window_image = self._pil.crop((x0, y0, x1, y1))
+        if self._wide:
+            window_image = window_image.point(lambda v: v / 257).convert("L")
+        return load_image(pil_to_rgb(window_image))
 
     def downscaled(self, size: int) -> tuple[Tensor, float]:
         """The whole image scaled to fit ``size`` x ``size`` (never enlarged): (uint8 [3, h, w], scale)."""

@@ -141,3 +141,19 @@ def test_memory_bounded_on_a_20000_px_image(tmp_path):
     tiles, mean, grown = (int(v) for v in out.split())
     assert tiles == 39 * 39 and mean == 90  # every tile read, with the image's pixels
     assert grown < 20000 * 20000 * 3, f"peak RSS grew by {grown / 2**30:.2f} GiB"
+
+
+def test_tiles_of_a_32_bit_greyscale_file_scale_like_the_whole_image(tmp_path):
+    import numpy as np
+
+    from autotimm.data.image_io import load_image
+
+    values = np.zeros((100, 200), np.int32)
+    values[:, :100], values[:, 100:] = 200 * 257, 60000  # the left tile alone never exceeds 255 * 257
+    path = tmp_path / "grey32.tif"
+    Image.fromarray(values, mode="I").save(path)
+    reader = TileReader(path)
+    whole = load_image(path)  # scaled by 1/257 because the image holds values above 255
+    for window in ([0, 0, 100, 100], [100, 0, 200, 100]):
+        x0, y0, x1, y1 = window
+        assert torch.equal(reader.crop(torch.tensor(window)), whole[:, y0:y1, x0:x1])
