@@ -85,13 +85,14 @@ def tile_records(
             :func:`autotimm.ops.tiles.tile_windows`).
         min_visible: boxes keeping less than this fraction of their area in a tile are dropped there.
         empty_ratio: tiles without boxes kept per tile with boxes (a seeded draw; 0 drops them all).
-        out_dir: folder for the tile images (``<stem>_<x0>_<y0>.png``); files already there are reused.
+        out_dir: folder for the tile images (``<tile>px/<stem>-<digest>_<x0>_<y0>.png``, the digest naming
+            the source file and its modification time); files already there are reused.
         seed: seed of the empty-tile draw.
 
     Returns:
         One record per kept tile (image ids numbered from 1 in order), boxes in the tile's frame.
     """
-    out = Path(out_dir)
+    out = Path(out_dir) / f"{tile}px"  # a window's file depends on its origin and the tile size only
     out.mkdir(parents=True, exist_ok=True)
     with_boxes: list[DetectionRecord] = []
     empty: list[DetectionRecord] = []
@@ -124,8 +125,10 @@ def tile_records(
 
 
 def _stem(record: DetectionRecord) -> str:
-    """A file-name stem unique per source image (two folders may hold the same file name)."""
-    digest = hashlib.sha1(str(Path(record.image_path).resolve()).encode()).hexdigest()[:8]
+    """A file-name stem unique per source image and version (two folders may hold the same file name; an
+    edited image gets new tiles)."""
+    path = Path(record.image_path).resolve()
+    digest = hashlib.sha1(f"{path}|{path.stat().st_mtime_ns}".encode()).hexdigest()[:8]
     return f"{Path(record.image_path).stem}-{digest}"
 
 

@@ -98,3 +98,12 @@ def test_datamodule_tiles_training_and_keeps_validation_whole(scenes, tmp_path):
 def test_bad_tile_arguments(scenes, kwargs, match):
     with pytest.raises(ValueError, match=match):
         DetectionDataModule(train=scenes[0], **kwargs)
+
+
+def test_a_shared_tile_dir_keeps_tile_sizes_apart(tmp_path):
+    record, pixels = _record(tmp_path)
+    first = tile_records([record], 64, 0.25, 0.5, 100.0, tmp_path / "t")[0]
+    second = tile_records([record], 96, 0.25, 0.5, 100.0, tmp_path / "t")[0]  # same origin (0, 0), larger tile
+    assert first.image_path != second.image_path
+    assert np.asarray(Image.open(second.image_path)).shape == (96, 96, 3)
+    assert np.array_equal(np.asarray(Image.open(second.image_path)), pixels[:96, :96])
