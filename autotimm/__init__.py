@@ -25,6 +25,8 @@ _EXPORTS: dict[str, str] = {
     "AutoTrainer": "autotimm.training.trainer",
     "LivePlot": "autotimm.callbacks.live_plot",
     "yolox_recipe": "autotimm.recipes",
+    "preset": "autotimm.presets",
+    "DetectorPreset": "autotimm.presets",
     "example": "autotimm.data.examples",
     "OnnxDetector": "autotimm.export.runtime",
     "Detections": "autotimm.results",
@@ -32,7 +34,7 @@ _EXPORTS: dict[str, str] = {
 }
 
 # optional parts, imported on first attribute access: autotimm.widgets, autotimm.fiftyone, ...
-_SUBMODULES = ("callbacks", "data", "evaluation", "export", "fiftyone", "metrics", "models", "recipes", "training", "widgets")
+_SUBMODULES = ("callbacks", "data", "evaluation", "export", "fiftyone", "metrics", "models", "presets", "recipes", "training", "widgets")
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
 

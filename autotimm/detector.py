@@ -152,6 +152,35 @@ class ObjectDetector(PreprocessingMixin, L.LightningModule):
         self.channels_last = False
 
     @classmethod
+    def from_preset(
+        cls, name: str, num_classes: int, *, pretrained: bool = True, fallback_to_scratch: bool = False, **overrides: Any
+    ) -> "ObjectDetector":
+        """A detector built from a preset of :mod:`autotimm.presets` ("nano", "small" or "medium").
+
+        Args:
+            name: the preset's name.
+            num_classes: number of object classes.
+            pretrained / fallback_to_scratch: as in :class:`FeatureBackboneConfig` for the preset's backbone.
+            **overrides: constructor arguments that replace the preset's (e.g. ``lr=5e-4``).
+
+        Example:
+            >>> model = ObjectDetector.from_preset("nano", num_classes=3, pretrained=False)
+            >>> model.hparams.fpn_channels
+            64
+        """
+        from autotimm.presets import preset
+
+        chosen = preset(name)  # type: ignore[arg-type]  # validates the name
+        if "backbone" in overrides:
+            raise ValueError(
+                f"ObjectDetector.from_preset({name!r}, backbone={overrides['backbone']!r}): the backbone is the "
+                f"preset's ({chosen.backbone!r}); use ObjectDetector(backbone, **preset({name!r}).model_kwargs) "
+                "to combine another backbone with the preset's settings."
+            )
+        backbone = FeatureBackboneConfig(chosen.backbone, pretrained=pretrained, fallback_to_scratch=fallback_to_scratch)
+        return cls(backbone, num_classes, **{**chosen.recipe().model_kwargs, **overrides})
+
+    @classmethod
     def load_from_checkpoint(cls, checkpoint_path: Any, *args: Any, **kwargs: Any) -> "ObjectDetector":  # type: ignore[override]
         """Lightning's ``load_from_checkpoint``, without downloading pretrained backbone weights that the
         checkpoint is about to overwrite (so it works offline)."""
