@@ -1,8 +1,8 @@
-"""`make demo`: train FCOS with a small timm backbone on the embedded shapes data, evaluate, and
-write ``runs/demo/`` (best checkpoint, metrics CSV, loss/mAP plot, val images with predictions, the
-evaluation report of the best checkpoint in ``report/``).
+"""`make demo`: train the "nano" preset (FCOS on ``cs3darknet_s``, see :mod:`autotimm.presets`) on
+the embedded shapes data, evaluate, and write ``runs/demo/`` (best checkpoint, metrics CSV, loss/mAP
+plot, val images with predictions, the evaluation report of the best checkpoint in ``report/``).
 
-    python -m autotimm.demo [--epochs 30] [--image-size 256] [--backbone resnet18] [--out runs/demo]
+    python -m autotimm.demo [--preset nano] [--epochs 12] [--image-size 192] [--backbone NAME] [--out runs/demo]
 """
 
 from __future__ import annotations
@@ -47,14 +47,17 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--image-size", type=int, default=192)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--backbone", default="resnet18")
-    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--preset", default="nano", choices=["nano", "small", "medium"],
+                        help="detector preset (autotimm.presets); default nano")
+    parser.add_argument("--backbone", default=None, help="another timm backbone with the preset's other settings")
+    parser.add_argument("--lr", type=float, default=None, help="default: the preset's")
     parser.add_argument("--out", default="runs/demo")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
     from autotimm import AutoTrainer, FeatureBackboneConfig, ObjectDetector
     from autotimm.data import example
+    from autotimm.presets import preset
 
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     start = time.time()
@@ -62,18 +65,12 @@ def main(argv: list[str] | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     shapes = example("shapes")
     data = shapes.datamodule(image_size=args.image_size, batch_size=args.batch_size, num_workers=2)
-    model = ObjectDetector(
-        FeatureBackboneConfig(args.backbone, pretrained=True, fallback_to_scratch=True),
-        num_classes=len(shapes.class_names),
-        lr=args.lr,
-        fpn_channels=64,
-        head_num_convs=2,
-        scheduler="cosine",
-        scheduler_kwargs={"warmup_epochs": 1},
-        compile_model=False,
-        deterministic=False,
-        seed=args.seed,
-    )
+    chosen = preset(args.preset)
+    model_kwargs = {**chosen.recipe().model_kwargs, "compile_model": False, "deterministic": False, "seed": args.seed}
+    if args.lr is not None:
+        model_kwargs["lr"] = args.lr
+    backbone = FeatureBackboneConfig(args.backbone or chosen.backbone, pretrained=True, fallback_to_scratch=True)
+    model = ObjectDetector(backbone, num_classes=len(shapes.class_names), **model_kwargs)
     trainer = AutoTrainer(max_epochs=args.epochs, default_root_dir=str(out), live_plot=_has_live_plot(), log_every_n_steps=5)
     trainer.fit(model, datamodule=data)
     out = trainer.run_dir  # runs/demo2, ... when runs/demo holds an earlier run
@@ -92,6 +89,8 @@ def main(argv: list[str] | None = None) -> dict:
         "val/mAP": round(float(metrics["val/mAP"]), 4),
         "val/mAP_50": round(float(metrics.get("val/mAP_50", float("nan"))), 4),
         "best_checkpoint": best,
+        "preset": args.preset,
+        "backbone": backbone.model_name,
         "epochs": args.epochs,
         "seconds": round(elapsed, 1),
     }

@@ -38,12 +38,9 @@ from __future__ import annotations
 import copy
 import pprint
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from autotimm.recipes import Recipe
-
-if TYPE_CHECKING:
-    from autotimm.detector import ObjectDetector
 
 PresetName = Literal["nano", "small", "medium"]
 
@@ -77,13 +74,6 @@ class DetectorPreset:
             model_kwargs=copy.deepcopy(self.model_kwargs),
             trainer_kwargs=copy.deepcopy(self.trainer_kwargs),
         )
-
-    def build(self, num_classes: int, *, pretrained: bool = True, fallback_to_scratch: bool = False, **overrides: Any) -> "ObjectDetector":
-        """The detector of this preset; same as ``ObjectDetector.from_preset(self.name, ...)``."""
-        from autotimm.detector import ObjectDetector
-
-        return ObjectDetector.from_preset(self.name, num_classes, pretrained=pretrained,
-                                          fallback_to_scratch=fallback_to_scratch, **overrides)
 
     def code(self, *, train: str = "train.json", val: str = "val.json", images_dir: str | None = None,
              pretrained: bool = True, fit: bool = True) -> str:
@@ -163,7 +153,7 @@ def preset(name: PresetName) -> DetectorPreset:
 
     Returns:
         a :class:`DetectorPreset`; ``.recipe()`` gives fresh keyword arguments, ``.code()`` prints them
-        as Python, ``.build(num_classes)`` makes the detector.
+        as Python; ``ObjectDetector.from_preset(name, num_classes)`` builds the detector.
 
     Raises:
         ValueError: for an unknown name (the message lists the valid ones).

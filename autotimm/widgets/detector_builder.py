@@ -12,6 +12,7 @@ import torch
 from autotimm.arch.registry import ARCHITECTURES
 from autotimm.models.backbone import FeatureBackboneConfig
 from autotimm.optim import OPTIMIZERS, SCHEDULERS
+from autotimm.presets import DETECTOR_PRESETS, preset
 from autotimm.widgets._ipywidgets import widgets
 from autotimm.widgets.backbone_picker import BackbonePicker
 from autotimm.widgets.config import check_config, generate_code
@@ -54,6 +55,7 @@ def _make_controls() -> dict[str, widgets.ValueWidget]:
     log = dict(base=10, step=0.1, readout_format=".1e")
     d = signature_defaults()
     return {
+        "preset": widgets.Dropdown(options=["custom", *DETECTOR_PRESETS], value="custom", description="preset", **_slider()),
         "pretrained": widgets.Checkbox(value=True, description="pretrained weights (scratch if unavailable)", indent=False),
         "freeze_backbone": widgets.Checkbox(value=d["freeze_backbone"], description="freeze_backbone", indent=False),
         "detection_arch": widgets.ToggleButtons(options=_architectures(), value=d["detection_arch"], description="detection_arch"),
@@ -94,9 +96,15 @@ class DetectorBuilder(widgets.VBox):
     settings or combinations (an unknown backbone, ``fpn_channels=100``, a frozen random backbone) are
     listed in the message area and block building; nothing raises into the notebook.
 
+    Choosing a preset ("nano", "small", "medium"; :mod:`autotimm.presets`) sets the backbone and every
+    control it covers, and adds the preset's pyramid levels (``strides``) and per-step warm-up
+    (``scheduler_kwargs``) to the model's arguments; any control can still be changed afterwards.
+    Choosing "custom" drops those two again.
+
     Args:
         backbone: the initially chosen timm backbone.
-        **values: initial values of any control, by keyword (``num_classes=3, lr=1e-3``).
+        **values: initial values of any control, by keyword (``num_classes=3, lr=1e-3``,
+            ``preset="nano"``).
 
     Attributes:
         picker: the :class:`BackbonePicker`.
@@ -114,6 +122,10 @@ class DetectorBuilder(widgets.VBox):
     def __init__(self, backbone: str = "resnet50", **values: Any) -> None:
         self.picker = BackbonePicker(backbone)
         self.controls = _make_controls()
+        self.preset_extras: dict[str, Any] = {}  # the chosen preset's model arguments that have no control
+        self.controls["preset"].observe(self._on_preset, "value")
+        preset_name = values.pop("preset", "custom")
+        self.set(preset=preset_name)  # first, so that explicit values win over the preset's
         self.set(**values)
         self.build_button = widgets.Button(description="Build model", button_style="primary", icon="cubes")
         self.message = widgets.HTML()
@@ -130,7 +142,7 @@ class DetectorBuilder(widgets.VBox):
         ])
         tabs.titles = ("Backbone", "Architecture", "Loss", "Training", "Inference")
         code = widgets.Accordion([self.code_view], titles=("Python code",))
-        super().__init__([tabs, widgets.HBox([self.build_button]), self.message, code])
+        super().__init__([c["preset"], tabs, widgets.HBox([self.build_button]), self.message, code])
         self.picker.observe(self._on_change, ["value", "error"])
         for widget in self.controls.values():
             widget.observe(self._on_change, "value")
@@ -160,7 +172,7 @@ class DetectorBuilder(widgets.VBox):
         backbone = None
         if name:
             backbone = FeatureBackboneConfig(name, pretrained=values["pretrained"], fallback_to_scratch=values["pretrained"])
-        model = {"backbone": backbone, **{k: values[k] for k in MODEL_KEYS}}
+        model = {"backbone": backbone, **{k: values[k] for k in MODEL_KEYS}, **self.preset_extras}
         if model["scheduler"] == "none":
             model["scheduler"] = None
         return model, {k: values[k] for k in DATA_KEYS}, {k: values[k] for k in TRAINER_KEYS}
@@ -244,6 +256,22 @@ class DetectorBuilder(widgets.VBox):
             self.build()
         except ValueError:
             pass  # already shown in the message area: a widget reports, it does not raise into the notebook
+
+    def _on_preset(self, change: dict[str, Any]) -> None:
+        """Apply the chosen preset to the picker and the controls ("custom" keeps them as they are)."""
+        name = change["new"]
+        if name == "custom":
+            self.preset_extras = {}
+        else:
+            chosen = preset(name)
+            recipe = chosen.recipe()
+            self.preset_extras = {k: recipe.model_kwargs[k] for k in ("strides", "scheduler_kwargs") if k in recipe.model_kwargs}
+            self.picker.value = chosen.backbone
+            covered = {k: v for k, v in recipe.model_kwargs.items() if k in self.controls}
+            covered |= {k: v for k, v in {**recipe.datamodule_kwargs, **recipe.trainer_kwargs}.items() if k in self.controls}
+            self.set(**covered)
+        if hasattr(self, "code_view"):  # not during __init__: the views are made after the first preset
+            self._on_change()
 
     def _on_change(self, change: dict[str, Any] | None = None) -> None:
         arch = self.controls["detection_arch"].value

@@ -151,3 +151,32 @@ def test_controls_start_at_the_signature_defaults():
     for name in ("lr", "weight_decay", "fpn_channels", "head_num_convs", "focal_alpha", "score_thresh", "nms_thresh",
                  "max_detections_per_image", "optimizer", "scheduler", "detection_arch", "deterministic"):
         assert builder.controls[name].value == params[name].default, name
+
+
+def test_preset_sets_the_controls_levels_and_warm_up():
+    from autotimm.presets import preset
+
+    builder = DetectorBuilder("resnet18", num_classes=2, pretrained=False)
+    assert builder.controls["preset"].value == "custom" and builder.preset_extras == {}
+    builder.controls["preset"].value = "nano"  # as a click in the dropdown does
+    nano = preset("nano")
+    config = builder.config
+    assert config["model"]["backbone"] == FeatureBackboneConfig("cs3darknet_s", pretrained=False, fallback_to_scratch=False)
+    for key in ("detection_arch", "fpn_channels", "head_num_convs", "lr", "weight_decay", "optimizer", "scheduler",
+                "strides", "scheduler_kwargs"):
+        assert config["model"][key] == nano.model_kwargs[key], key
+    assert config["data"] == {"image_size": 256, "batch_size": 8} and config["trainer"] == {"max_epochs": 30}
+    assert "strides=(8, 16, 32)" in builder.code and "'warmup_steps': 50" in builder.code
+    builder.controls["lr"].value = 1e-3  # a control still wins after the preset
+    assert builder.model_kwargs["lr"] == 1e-3 and builder.model_kwargs["strides"] == (8, 16, 32)
+    builder.controls["preset"].value = "custom"
+    assert "strides" not in builder.model_kwargs and "scheduler_kwargs" not in builder.model_kwargs
+
+
+def test_preset_in_the_constructor_and_explicit_values_win():
+    builder = DetectorBuilder("resnet18", preset="small", num_classes=3, fpn_channels=64, pretrained=False)
+    assert builder.picker.value == "cs3darknet_m"
+    assert builder.model_kwargs["fpn_channels"] == 64 and builder.model_kwargs["head_num_convs"] == 2
+    assert builder.model_kwargs["strides"] == (8, 16, 32)
+    with pytest.raises(ValueError, match=r"preset='huge'.*\['custom', 'nano', 'small', 'medium'\]"):
+        DetectorBuilder("resnet18", preset="huge")
