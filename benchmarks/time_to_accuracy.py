@@ -77,7 +77,8 @@ def build(name: str, epochs: int, num_workers: int | None) -> Built:
     else:
         # YOLOX's 5 warm-up epochs and 15 no-aug epochs scaled to a short run (they must fit in it)
         recipe = yolox_recipe(image_size=IMAGE_SIZE, batch_size=BATCH_SIZE, max_epochs=epochs,
-                              no_aug_epochs=min(15, max(1, epochs // 5)), warmup_epochs=min(5, epochs // 3))
+                              no_aug_epochs=min(15, max(1, epochs // 5)) if epochs > 1 else 0,
+                              warmup_epochs=min(5, epochs // 3))
         backbone, model_kwargs = "resnet18", recipe.model_kwargs
         data_kwargs["augment"] = recipe.datamodule_kwargs["augment"]
         trainer_kwargs = {k: v for k, v in recipe.trainer_kwargs.items() if k != "max_epochs"}
