@@ -97,14 +97,18 @@ def _create(cfg: FeatureBackboneConfig, out_indices: Sequence[int] | None, pretr
         features_only=True,
         pretrained=pretrained,
         out_indices=tuple(out_indices) if out_indices is not None else None,
-        drop_rate=cfg.drop_rate,
-        drop_path_rate=cfg.drop_path_rate,
     )
     if pretrained and cfg.weights_file:
         kwargs["pretrained_cfg_overlay"] = dict(file=str(cfg.weights_file))
     kwargs.update(cfg.extra_kwargs)
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     optional: dict[str, Any] = {}
+    # Dropout rates are required when set, optional at 0: some families (GhostNet, RepViT) take no
+    # drop_path_rate at all, and a 0 asks for nothing they lack.
+    for name in ("drop_rate", "drop_path_rate"):
+        value = getattr(cfg, name)
+        if name not in cfg.extra_kwargs:
+            (kwargs if value else optional)[name] = value
     # Transformers with a fixed input size (Swin, ViT) accept any size with dynamic_img_size.
     if "dynamic_img_size" not in cfg.extra_kwargs:
         optional["dynamic_img_size"] = True

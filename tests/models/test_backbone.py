@@ -101,3 +101,12 @@ def test_bad_config_values():
         FeatureBackboneConfig("resnet18", drop_path_rate=1.5)
     with pytest.raises(ValueError, match="weights_file"):
         FeatureBackboneConfig("resnet18", weights_file="/no/such/file.pth")
+
+
+def test_families_without_drop_path_build_and_a_set_rate_is_still_required():
+    # GhostNet takes no drop_path_rate: the default 0 must not be passed to it, a set rate must not be dropped.
+    backbone = Backbone(FeatureBackboneConfig("ghostnet_100", pretrained=False), (8, 16, 32))
+    feats = backbone(torch.zeros(1, 3, 64, 64))
+    assert [f.shape[-1] for f in feats] == [8, 4, 2]
+    with pytest.raises(TypeError, match="drop_path_rate"):
+        Backbone(FeatureBackboneConfig("ghostnet_100", pretrained=False, drop_path_rate=0.1), (8, 16, 32))
