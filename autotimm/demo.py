@@ -1,4 +1,4 @@
-"""`make demo`: train the "nano" preset (FCOS on ``cs3darknet_s``, see :mod:`autotimm.presets`) on
+"""`make demo`: train the "nano" preset (FCOS on ``mobilenetv4_conv_small``, see :mod:`autotimm.presets`) on
 the embedded shapes data, evaluate, and write ``runs/demo/`` (best checkpoint, metrics CSV, loss/mAP
 plot, val images with predictions, the evaluation report of the best checkpoint in ``report/``).
 

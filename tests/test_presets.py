@@ -15,7 +15,7 @@ from autotimm.recipes import Recipe
 def test_preset_names_and_sizes_increase():
     assert list(DETECTOR_PRESETS) == ["nano", "small", "medium"]
     gflops = [preset(n).gflops for n in DETECTOR_PRESETS]
-    assert gflops == sorted(gflops) and 1.0 < gflops[0] < 2.5 and 4 < gflops[1] < 7 and 10 < gflops[2] < 20
+    assert gflops == sorted(gflops) and 0.8 < gflops[0] < 2.5 and 4 < gflops[1] < 7 and 10 < gflops[2] < 20
     assert autotimm.preset("nano") is DETECTOR_PRESETS["nano"]
     assert isinstance(autotimm.preset("small"), autotimm.DetectorPreset)
 
@@ -45,7 +45,7 @@ def test_warm_up_is_per_step_in_every_preset():
 def test_from_preset_builds_the_preset_and_applies_overrides():
     model = ObjectDetector.from_preset("nano", num_classes=3, pretrained=False, lr=5e-4, compile_model=False)
     hp = model.hparams
-    assert hp.backbone.model_name == "cs3darknet_s" and hp.backbone.pretrained is False
+    assert hp.backbone.model_name == "mobilenetv4_conv_small" and hp.backbone.pretrained is False
     assert hp.fpn_channels == 64 and hp.head_num_convs == 2 and tuple(hp.strides) == (8, 16, 32)
     assert hp.lr == 5e-4 and hp.detection_arch == "fcos"
     out = model(torch.zeros(1, 3, 64, 64))
@@ -53,7 +53,7 @@ def test_from_preset_builds_the_preset_and_applies_overrides():
 
 
 def test_from_preset_refuses_a_backbone_override():
-    with pytest.raises(ValueError, match=r"backbone='resnet18'.*preset's \('cs3darknet_s'\)"):
+    with pytest.raises(ValueError, match=r"backbone='resnet18'.*preset's \('mobilenetv4_conv_small'\)"):
         ObjectDetector.from_preset("nano", num_classes=1, pretrained=False, backbone="resnet18")
     with pytest.raises(ValueError, match="unknown preset"):
         ObjectDetector.from_preset("large", num_classes=1)

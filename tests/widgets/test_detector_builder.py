@@ -161,7 +161,7 @@ def test_preset_sets_the_controls_levels_and_warm_up():
     builder.controls["preset"].value = "nano"  # as a click in the dropdown does
     nano = preset("nano")
     config = builder.config
-    assert config["model"]["backbone"] == FeatureBackboneConfig("cs3darknet_s", pretrained=False, fallback_to_scratch=False)
+    assert config["model"]["backbone"] == FeatureBackboneConfig("mobilenetv4_conv_small", pretrained=False, fallback_to_scratch=False)
     for key in ("detection_arch", "fpn_channels", "head_num_convs", "lr", "weight_decay", "optimizer", "scheduler",
                 "strides", "scheduler_kwargs"):
         assert config["model"][key] == nano.model_kwargs[key], key
