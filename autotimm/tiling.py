@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,39 +26,11 @@ from torch import Tensor
 
 from autotimm.data.image_io import _EXIF_ORIENTATION, _too_large, load_image, pil_to_rgb
 from autotimm.ops.boxes import clip_boxes
-from autotimm.ops.tiles import MERGE_MODES, MergeMode, check_tile_args, drop_cut_boxes, merge_detections, tile_boxes_to_image, tile_windows
+from autotimm.ops.tiles import MergeMode, TileConfig, drop_cut_boxes, merge_detections, tile_boxes_to_image, tile_windows
 
 AUTO_FACTOR = 2.0  # tile="auto" tiles images whose long side exceeds this many training sizes
 PROGRESS_MIN_TILES = 16  # a per-image progress bar is shown by default from this many tiles on
 DetectFn = Callable[[Tensor], list[dict[str, Tensor]]]  # uint8 [B, 3, S, S] -> detections in the input frame
-
-
-@dataclass(frozen=True)
-class TileConfig:
-    """How to tile.
-
-    Attributes:
-        tile: tile side in pixels; tiles run at this size, unscaled (use the training image_size).
-        overlap: least overlap of neighbouring tiles, a fraction of ``tile`` in [0, 1).
-        merge: "nms" (class-aware NMS, the best box stays) or "wbf" (box fusion, see
-            :func:`autotimm.ops.tiles.merge_detections`).
-        full_image: also run the whole image letterboxed to ``tile`` and merge its boxes (finds
-            objects larger than a tile; SAHI's "standard prediction").
-        edge_margin: pixels from an inner tile border within which a box counts as cut.
-    """
-
-    tile: int
-    overlap: float = 0.2
-    merge: MergeMode = "nms"
-    full_image: bool = False
-    edge_margin: float = 2.0
-
-    def __post_init__(self) -> None:
-        check_tile_args(self.tile, self.overlap)
-        if self.merge not in MERGE_MODES:
-            raise ValueError(f"merge={self.merge!r}: expected one of {list(MERGE_MODES)}.")
-        if not self.edge_margin >= 0:
-            raise ValueError(f"edge_margin={self.edge_margin!r}: expected pixels >= 0.")
 
 
 class TileReader:

@@ -261,10 +261,10 @@ class DetectionDataModule(L.LightningDataModule):
 
     @property
     def tiling(self) -> Any:
-        """The :class:`autotimm.tiling.TileConfig` that validation predicts with, or None without ``tile``."""
+        """The :class:`autotimm.ops.tiles.TileConfig` that validation predicts with, or None without ``tile``."""
         if self.tile is None:
             return None
-        from autotimm.tiling import TileConfig
+        from autotimm.ops.tiles import TileConfig
 
         return TileConfig(self.tile, self.tile_overlap)
 

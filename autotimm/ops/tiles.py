@@ -17,6 +17,7 @@ The pieces, in the order a tiled prediction uses them:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Literal, get_args
 
 import torch
@@ -33,6 +34,34 @@ def check_tile_args(tile: int, overlap: float, where: str = "tile") -> None:
         raise ValueError(f"{where}={tile!r}: expected an int >= 32 (tile side in pixels, e.g. the training image_size).")
     if isinstance(overlap, bool) or not isinstance(overlap, (int, float)) or not 0.0 <= float(overlap) < 1.0:
         raise ValueError(f"overlap={overlap!r} (with {where}={tile}): expected a fraction of the tile in [0, 1), e.g. 0.2.")
+
+
+@dataclass(frozen=True)
+class TileConfig:
+    """How to tile.
+
+    Attributes:
+        tile: tile side in pixels; tiles run at this size, unscaled (use the training image_size).
+        overlap: least overlap of neighbouring tiles, a fraction of ``tile`` in [0, 1).
+        merge: "nms" (class-aware NMS, the best box stays) or "wbf" (box fusion, see
+            :func:`autotimm.ops.tiles.merge_detections`).
+        full_image: also run the whole image letterboxed to ``tile`` and merge its boxes (finds
+            objects larger than a tile; SAHI's "standard prediction").
+        edge_margin: pixels from an inner tile border within which a box counts as cut.
+    """
+
+    tile: int
+    overlap: float = 0.2
+    merge: MergeMode = "nms"
+    full_image: bool = False
+    edge_margin: float = 2.0
+
+    def __post_init__(self) -> None:
+        check_tile_args(self.tile, self.overlap)
+        if self.merge not in MERGE_MODES:
+            raise ValueError(f"merge={self.merge!r}: expected one of {list(MERGE_MODES)}.")
+        if not self.edge_margin >= 0:
+            raise ValueError(f"edge_margin={self.edge_margin!r}: expected pixels >= 0.")
 
 
 def tile_starts(length: int, tile: int, overlap: float) -> list[int]:
