@@ -166,3 +166,66 @@ def colour_region(
     if share:  # one copy of the coloured pixels, straight from PIL's bytes into place
         out.numpy()[y1:y2, x1:x2] = np.asarray(apply_color_map(tensor_to_pil(window), matrix, offset))
     return out.permute(2, 0, 1)
+
+
+# -- colour jitter of a whole batch, on the model's device -----------------------------------------
+JITTER_KEY = "colour_jitter"  # target key of a sample whose colour jitter is left to the device
+
+
+def jitter_factors(params: dict[str, Any]) -> Tensor:
+    """float32 Tensor[4] ``(brightness, contrast, saturation, hue)`` of one ``make_params`` draw,
+    with the neutral ``(1, 1, 1, 0)`` for the steps that are off."""
+    neutral = (1.0, 1.0, 1.0, 0.0)
+    keys = ("brightness_factor", "contrast_factor", "saturation_factor", "hue_factor")
+    return torch.tensor([n if params[k] is None else float(params[k]) for k, n in zip(keys, neutral)], dtype=torch.float32)
+
+
+def color_maps(factors: Tensor, means: Tensor) -> tuple[Tensor, Tensor]:
+    """The affine colour maps of a batch of draws (``jitter_map``, vectorised).
+
+    Args:
+        factors: float Tensor[B, 4] ``(brightness, contrast, saturation, hue)`` (``jitter_factors``).
+        means: float Tensor[B], each image's mean luma (the contrast pivot).
+
+    Returns:
+        (A float32 [B, 3, 3], t float32 [B, 3]) with ``v_out = A @ v + t`` per image.
+    """
+    device = factors.device
+    factors, means = factors.float(), means.float()
+    b, c, s, h = factors.unbind(1)
+    to_yiq = torch.as_tensor(_TO_YIQ, dtype=torch.float32, device=device)
+    from_yiq = torch.as_tensor(_FROM_YIQ, dtype=torch.float32, device=device)
+    weights = to_yiq[0]  # the luma weights
+    angle = 2.0 * torch.pi * h
+    cos, sin, one, zero = angle.cos(), angle.sin(), torch.ones_like(h), torch.zeros_like(h)
+    rotate = torch.stack([one, zero, zero, zero, cos, sin, zero, -sin, cos], 1).view(-1, 3, 3)
+    eye = torch.eye(3, device=device)
+    saturation = s[:, None, None] * eye + (1.0 - s)[:, None, None] * weights.expand(3, 3)  # [B, 3, 3]
+    matrix = (b * c)[:, None, None] * (from_yiq @ rotate @ to_yiq) @ saturation
+    return matrix, (b * (1.0 - c) * means)[:, None].expand(-1, 3)
+
+
+def jitter_batch(images: Tensor, factors: Tensor) -> Tensor:
+    """Colour jitter of a uint8 batch, one affine map per image, vectorised (any device).
+
+    The same maps as ``Uint8ColorJitter`` / ``colour_region`` on the workers: contrast pivots on
+    the image's mean luma (here over every pixel, pad included, so a pad grey is mapped as the map
+    maps that grey), and each pixel becomes ``clip(floor(A v + t + 0.5))`` as in PIL's conversion.
+
+    Args:
+        images: uint8 Tensor[B, 3, H, W].
+        factors: float Tensor[B, 4] (``jitter_factors`` of each image's draw).
+
+    Returns:
+        uint8 Tensor[B, 3, H, W] on the images' device.
+    """
+    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"jitter_batch takes uint8 [B, 3, H, W] images; got {images.dtype} {tuple(images.shape)}.")
+    if factors.shape != (images.shape[0], 4):
+        raise ValueError(f"jitter_batch needs factors of shape [{images.shape[0]}, 4]; got {tuple(factors.shape)}.")
+    pixels = images.float()
+    weights = torch.tensor(GRAY_WEIGHTS, device=images.device)
+    means = torch.einsum("c,bchw->b", weights, pixels) / (images.shape[-2] * images.shape[-1])
+    matrix, offset = color_maps(factors.to(images.device), means)
+    out = torch.einsum("bij,bjhw->bihw", matrix, pixels) + offset[:, :, None, None]
+    return out.add_(0.5).floor_().clamp_(0, 255).to(torch.uint8)

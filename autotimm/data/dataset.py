@@ -30,6 +30,10 @@ DataLoader workers, persistent ones included, hold the same memory, so
 ``dataset.set_strong_augment(False)`` in the main process reaches every worker from the next batch
 it starts (Lightning resets the loader iterator after ``on_train_epoch_start``, so flipping the flag
 in that hook takes effect for that whole epoch).
+
+With ``colour_on_device=True`` the colour jitter is drawn per sample as always (same draws, same
+random stream) but not applied: the sample's target carries its factors as ``colour_jitter`` float32
+[4], and :func:`apply_deferred_colour` applies a batch's maps at once on the model's device.
 """
 
 from __future__ import annotations
@@ -46,7 +50,18 @@ from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as TF
 
 from autotimm.data.buffer import RecentImages
-from autotimm.data.color import Uint8ColorJitter, apply_color_map, colour_region, map_grey, mean_luma, pil_to_tensor, tensor_to_pil
+from autotimm.data.color import (
+    JITTER_KEY,
+    Uint8ColorJitter,
+    apply_color_map,
+    colour_region,
+    jitter_batch,
+    jitter_factors,
+    map_grey,
+    mean_luma,
+    pil_to_tensor,
+    tensor_to_pil,
+)
 from autotimm.data.image_io import read_image_size, read_pil, read_pil_reduced
 from autotimm.data.letterbox import PAD_VALUE, boxes_to_input, letterbox_image, letterbox_params, resized_hw
 from autotimm.data.mosaic import make_mosaic, mixup
@@ -132,6 +147,9 @@ class DetectionDataset(Dataset):
             buffer once it holds 16 images (or every image of a smaller dataset), from the whole
             dataset before that; the probabilities of mosaic and mixup are unchanged. Memory per
             worker: up to ``partner_buffer * 3 * image_size**2`` bytes (~157 MB at 128 x 640 px).
+        colour_on_device: leave the colour jitter to :func:`apply_deferred_colour` after the batch
+            is on the model's device (the target gets ``colour_jitter``, float32 [4]); the workers
+            then only decode and place. An attribute, so it can be set before the loader is made.
 
     Example:
         >>> records, names, _ = read_coco("data/shapes/val.json")  # doctest: +SKIP
@@ -147,6 +165,7 @@ class DetectionDataset(Dataset):
         difficult: DifficultPolicy = "ignore",
         cache: CacheMode = "none",
         partner_buffer: int = 128,
+        colour_on_device: bool = False,
     ) -> None:
         if isinstance(partner_buffer, bool) or not isinstance(partner_buffer, int) or partner_buffer < 0:
             raise ValueError(f"partner_buffer must be an int >= 0 (0: no buffer); got {partner_buffer!r}.")
@@ -175,6 +194,7 @@ class DetectionDataset(Dataset):
         if cache == "ram" and self._fast_path():
             self._cached = self._fill_cache()
         self.partner_buffer = partner_buffer
+        self.colour_on_device = bool(colour_on_device)
         self._recent: RecentImages[Decoded] | None = None  # made on first use in each process
         self._recent_pid: int | None = None
 
@@ -199,11 +219,12 @@ class DetectionDataset(Dataset):
         colour = self.jitter.make_params([]) if self.jitter is not None else None
         use_mosaic = strong and float(torch.rand(())) < config.mosaic_prob
         use_mixup = strong and float(torch.rand(())) < config.mixup_prob
-        coloured = False
+        coloured = deferred = colour is not None and self.colour_on_device  # drawn, left to the device
         if use_mosaic:
             sample = self._mosaic(index)
         else:
-            sample, coloured = self._single(index, colour=None if use_mixup else colour)
+            sample, placed_coloured = self._single(index, colour=None if use_mixup or deferred else colour)
+            coloured = coloured or placed_coloured
         if use_mixup:
             other, _ = self._single(self._partners(1)[0])
             extra = {k: torch.cat([sample.extra[k], other.extra[k]]) for k in sample.extra}
@@ -233,6 +254,8 @@ class DetectionDataset(Dataset):
             "orig_size": torch.tensor(sample.orig_size, dtype=torch.int64),
             "letterbox": sample.letterbox.float(),
         }
+        if deferred:
+            target[JITTER_KEY] = jitter_factors(colour)
         return sample.image, target
 
     # -- steps --------------------------------------------------------------------------------
@@ -494,4 +517,23 @@ def collate_detection(batch: Sequence[tuple[Tensor, Target]]) -> tuple[Tensor, l
     """
     images, targets = zip(*batch)
     return torch.stack(images), list(targets)
+
+
+def apply_deferred_colour(images: Tensor, targets: Sequence[Target]) -> tuple[Tensor, list[Target]]:
+    """Apply the colour jitter that ``colour_on_device`` samples carry, to the whole batch at once.
+
+    Args:
+        images: uint8 Tensor[B, 3, S, S] (on any device).
+        targets: B target dicts; those with ``colour_jitter`` (float32 [4]) get their map.
+
+    Returns:
+        (images, targets without ``colour_jitter``); unchanged when no target carries it.
+    """
+    marked = [JITTER_KEY in t for t in targets]
+    if not any(marked):
+        return images, list(targets)
+    if not all(marked):
+        raise ValueError(f"{sum(marked)} of {len(marked)} targets carry {JITTER_KEY!r}: a batch must come from one dataset.")
+    factors = torch.stack([t[JITTER_KEY] for t in targets]).to(images.device)
+    return jitter_batch(images, factors), [{k: v for k, v in t.items() if k != JITTER_KEY} for t in targets]
 

@@ -120,3 +120,48 @@ def test_colour_region_equals_jittering_the_whole_canvas(region):
         diff = (got.int() - expected.int()).abs()
         assert diff.max() <= 2 and diff.float().mean() < 0.5, (seed, diff.max(), diff.float().mean())
         assert (got[:, :, :x1] == got[0, 0, 0]).all()  # the pad: one grey
+
+
+def test_jitter_batch_by_hand():
+    from autotimm.data.color import jitter_batch
+
+    images = torch.tensor([[60, 140], [0, 250]], dtype=torch.uint8)[:, None, None, :].expand(2, 3, 1, 2).clone()  # greys
+    factors = torch.tensor([[2.0, 0.5, 1.0, 0.0], [1.5, 1.0, 1.0, 0.0]])  # b=2, c=0.5 about the mean 100; b=1.5
+    out = jitter_batch(images, factors)
+    assert out.dtype == torch.uint8 and out.shape == images.shape
+    assert out[0, :, 0].tolist() == [[160, 240]] * 3  # 2 (0.5 v + 0.5 * 100) = v + 100
+    assert out[1, :, 0].tolist() == [[0, 255]] * 3  # 1.5 * 250 clips
+
+
+@pytest.mark.parametrize("region", [(8, 4, 40, 30), (-5, -5, 100, 100), (20, 20, 20, 30)])
+def test_jitter_batch_matches_the_worker_maps(region):
+    from autotimm.data.color import colour_region, jitter_batch, jitter_factors
+
+    pad = 114
+    g = torch.Generator().manual_seed(0)
+    canvas = torch.full((3, 36, 48), pad, dtype=torch.uint8)
+    x1, y1, x2, y2 = max(region[0], 0), max(region[1], 0), min(region[2], 48), min(region[3], 36)
+    noise = torch.randint(0, 256, (1, 3, y2 - y1 + 4, x2 - x1 + 4), generator=g).float()
+    # a smooth texture, as photos are: the workers' 1/16 sample of the contrast pivot is then close to the mean
+    if x2 > x1 and y2 > y1:
+        canvas[:, y1:y2, x1:x2] = torch.nn.functional.avg_pool2d(noise, 5, 1)[0].round().to(torch.uint8)
+    jitter = Uint8ColorJitter(brightness=0.3, contrast=0.3, saturation=0.4, hue=0.015)
+    draws = []
+    for seed in range(4):
+        torch.manual_seed(seed)
+        draws.append(jitter.make_params([]))
+    draws.append(Uint8ColorJitter(brightness=0.3).make_params([]))  # steps that are off stay off
+    worker = torch.stack([colour_region(canvas, p, region, pad) for p in draws])
+    device = jitter_batch(canvas.expand(len(draws), -1, -1, -1).contiguous(), torch.stack([jitter_factors(p) for p in draws]))
+    diff = (device.int() - worker.int()).abs()
+    assert diff.max() <= 2 and diff.float().mean() < 0.5, (diff.max(), diff.float().mean())
+    assert (device[:, :, :, :x1] == device[:, :, :1, :1]).all()  # the pad: the map's image of its grey
+
+
+def test_jitter_batch_rejects_bad_input():
+    from autotimm.data.color import jitter_batch
+
+    with pytest.raises(ValueError, match=r"uint8 \[B, 3, H, W\] images; got torch.float32"):
+        jitter_batch(torch.zeros(1, 3, 2, 2), torch.ones(1, 4))
+    with pytest.raises(ValueError, match=r"factors of shape \[1, 4\]; got \(1, 3\)"):
+        jitter_batch(torch.zeros(1, 3, 2, 2, dtype=torch.uint8), torch.ones(1, 3))

@@ -204,3 +204,56 @@ def test_colour_jitter_on_the_source_equals_it_on_the_canvas(tmp_path, translate
         assert torch.equal(on_source.boxes, plain.boxes) and torch.equal(on_source.letterbox, plain.letterbox)
         diff = (on_source.image.int() - on_canvas.int()).abs()
         assert diff.float().mean() < 1.0 and diff.max() <= 2, (seed, diff.float().mean(), diff.max())
+
+
+def two_tone_records(tmp_path, count=6):
+    """Mid-tone photos (no colour step clips them): a box of one colour on a ground of another."""
+    from PIL import Image
+
+    g = torch.Generator().manual_seed(2)
+    records = []
+    for k in range(count):
+        w, h = (int(v) for v in torch.randint(40, 200, (2,), generator=g))
+        x1, y1, x2, y2 = int(w * 0.2), int(h * 0.25), int(w * 0.7), int(h * 0.8)
+        image = Image.new("RGB", (w, h), (150, 100, 70))
+        image.paste((70, 120, 160), (x1, y1, x2, y2))
+        image.save(tmp_path / f"{k}.png")
+        records.append(DetectionRecord(tmp_path / f"{k}.png", w, h, boxes=[[x1, y1, x2, y2]], labels=[0], image_id=k))
+    return records
+
+
+@pytest.mark.parametrize("strong", [0.0, 0.5])
+def test_colour_on_device_equals_the_workers_colour(tmp_path, strong):
+    from autotimm.data.color import JITTER_KEY
+    from autotimm.data.dataset import apply_deferred_colour
+
+    config = AugmentConfig(scale_range=(0.5, 1.5), translate=True, hflip_prob=0.5, brightness=0.3, contrast=0.3,
+                           saturation=0.4, hue=0.015, mosaic_prob=strong, mixup_prob=strong)
+    records = two_tone_records(tmp_path)
+    worker = DetectionDataset(records, ["r"], image_size=64, augment=config, partner_buffer=4)
+    device = DetectionDataset(records, ["r"], image_size=64, augment=config, partner_buffer=4, colour_on_device=True)
+    samples = {}
+    for name, ds in (("worker", worker), ("device", device)):
+        torch.manual_seed(0)
+        samples[name] = collate_detection([ds[i % len(ds)] for i in range(24)])
+    (worker_images, worker_targets), (raw_images, device_targets) = samples["worker"], samples["device"]
+    assert all(JITTER_KEY in t and t[JITTER_KEY].shape == (4,) for t in device_targets)
+    assert not any(JITTER_KEY in t for t in worker_targets)
+    images, targets = apply_deferred_colour(raw_images, device_targets)
+    assert not any(JITTER_KEY in t for t in targets)
+    for w, d in zip(worker_targets, targets):  # the same draws: the same geometry, boxes bit for bit
+        assert w.keys() == d.keys() and all(torch.equal(w[k], d[k]) for k in w)
+    assert not torch.equal(raw_images, images)  # the colour was left to the device, and applied there
+    diff = (images.int() - worker_images.int()).abs()
+    assert diff.max() <= 2 and diff.float().mean() < 0.5, (diff.max(), diff.float().mean())
+
+
+def test_apply_deferred_colour_leaves_plain_batches_alone(two_records):
+    from autotimm.data.dataset import apply_deferred_colour
+
+    images, targets = collate_detection([DetectionDataset(two_records, ["x", "y"], 64)[i] for i in range(2)])
+    same, kept = apply_deferred_colour(images, targets)
+    assert same is images and kept == targets
+    marked = [dict(targets[0], colour_jitter=torch.tensor([1.0, 1.0, 1.0, 0.0])), targets[1]]
+    with pytest.raises(ValueError, match="1 of 2 targets carry 'colour_jitter'"):
+        apply_deferred_colour(images, marked)
