@@ -9,10 +9,11 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Mapping, Sequence, get_args
+from typing import Any, Literal, Mapping, Sequence, get_args
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 
 from autotimm.data.dataset import (
@@ -21,6 +22,7 @@ from autotimm.data.dataset import (
     CacheMode,
     DetectionDataset,
     DifficultPolicy,
+    apply_deferred_colour,
     collate_detection,
 )
 from autotimm.data.readers import FORMATS, AnnotationFormat, read_annotations
@@ -32,6 +34,8 @@ from autotimm.data.validation import ImageCheck, validate_records
 from autotimm.utils.validation import options_text
 
 SPLITS = ("train", "val", "test")
+Photometric = Literal["auto", "worker", "device"]
+PHOTOMETRIC: tuple[Photometric, ...] = get_args(Photometric)
 PathLike = str | os.PathLike
 
 
@@ -87,6 +91,12 @@ class DetectionDataModule(L.LightningDataModule):
         empty_ratio: tiles without boxes kept per tile with boxes (seeded draw).
         tile_dir: folder for the tile images; default: a folder per annotation file and tiling
             under the system temp folder (reused by later runs).
+        photometric: where the training colour jitter runs: "worker" (in the DataLoader workers),
+            "device" (drawn in the workers, applied batched on the model's device after transfer,
+            in ``on_after_batch_transfer``; the workers then only decode and place), or "auto":
+            "device" when the trainer's device is not a CPU (on a CPU the cost would only move),
+            said once when the training loader is made. Same draws and maps either way (within 2
+            levels: the contrast pivot is the exact mean on the device, a 1/16 sample on workers).
 
     Example:
         >>> dm = DetectionDataModule(train="data/shapes/train.json", val="data/shapes/val.json",
@@ -125,8 +135,13 @@ class DetectionDataModule(L.LightningDataModule):
         min_visible: float = 0.5,
         empty_ratio: float = 0.1,
         tile_dir: PathLike | None = None,
+        photometric: Photometric = "auto",
     ) -> None:
         super().__init__()
+        if photometric not in PHOTOMETRIC:
+            raise ValueError(f"photometric must be {options_text(PHOTOMETRIC)}; got {photometric!r}.")
+        self.photometric = photometric
+        self._said_photometric = False
         if format not in FORMATS:
             raise ValueError(f"Unknown format {format!r}; valid formats: {list(FORMATS)}.")
         self.sources: dict[str, Path] = {}
@@ -330,11 +345,32 @@ class DetectionDataModule(L.LightningDataModule):
             prefetch_factor=self.prefetch_factor if workers > 0 else None,
         )
         if train:
+            dataset.colour_on_device = self._colour_on_device(dataset)
             loader.batches_done = self._batches_done
             self._train_sampler = order["sampler"]
             if self._resume_at is not None:
                 self._train_sampler.resume_at, self._resume_at = self._resume_at, None
         return loader
+
+    def _colour_on_device(self, dataset: DetectionDataset) -> bool:
+        """Whether the training colour jitter is left to the device (``photometric``); "auto" says its choice once."""
+        if self.photometric != "auto":
+            return self.photometric == "device"
+        trainer = getattr(self, "trainer", None)
+        device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+        on_device = device.type != "cpu"
+        if dataset.jitter is not None and not self._said_photometric:
+            self._said_photometric = True
+            where = f"batched on {device.type}" if on_device else "in the DataLoader workers"
+            rank_zero_info(f"DetectionDataModule: colour jitter runs {where} (photometric='auto').")
+        return on_device
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Apply the colour jitter that ``photometric="device"`` left to the batch, on its device."""
+        if (isinstance(batch, (tuple, list)) and len(batch) == 2 and isinstance(batch[0], torch.Tensor)
+                and isinstance(batch[1], list) and all(isinstance(t, dict) for t in batch[1])):
+            return apply_deferred_colour(*batch)
+        return batch
 
     def _batches_done(self) -> int:
         """Training batches completed in the current epoch (Lightning's progress counter), for a resume."""

@@ -159,3 +159,53 @@ def test_ram_cache_reaches_the_training_set_only(coco_factory):
     dm.setup("fit")
     assert dm.train_dataset.cache == "ram" and dm.train_dataset._cached is not None
     assert dm.val_dataset.cache == "none" and dm.val_dataset._cached is None
+
+
+class _KeyRecorder(_Recorder):
+    """Records the target keys each training step sees."""
+
+    def training_step(self, batch, batch_idx):
+        images, targets = batch
+        assert images.dtype == torch.uint8
+        self.keys = getattr(self, "keys", set()) | {k for t in targets for k in t}
+        return self.layer(images.float().mean(dim=(2, 3))).mean()
+
+
+@pytest.mark.parametrize("photometric", ["auto", "worker", "device"])
+def test_photometric_choice_and_the_device_hook(coco_factory, photometric):
+    import logging
+
+    said = []
+    handler = logging.Handler()
+    handler.emit = lambda record: said.append(record.getMessage())
+    logging.getLogger("lightning.pytorch").addHandler(handler)
+    try:
+        dm = DetectionDataModule(train=coco_factory(), image_size=64, batch_size=2, augment="default", num_workers=0,
+                                 image_check="none", photometric=photometric)
+        model = _KeyRecorder(64)
+        trainer = L.Trainer(max_epochs=2, limit_train_batches=1, accelerator="cpu", logger=False, enable_checkpointing=False,
+                            enable_progress_bar=False, enable_model_summary=False)
+        trainer.fit(model, datamodule=dm)
+    finally:
+        logging.getLogger("lightning.pytorch").removeHandler(handler)
+    assert dm.train_dataset.colour_on_device == (photometric == "device")  # "auto" on a CPU: the workers
+    assert "colour_jitter" not in model.keys and "boxes" in model.keys  # applied before the step when left to the device
+    choice = [m for m in said if "colour jitter runs" in m]
+    assert choice == (["DetectionDataModule: colour jitter runs in the DataLoader workers (photometric='auto')."]
+                      if photometric == "auto" else [])  # said once, over two epochs
+
+
+def test_photometric_device_batches_carry_their_draws_until_the_hook(coco_factory):
+    dm = DetectionDataModule(train=coco_factory(), image_size=64, batch_size=3, augment="default", num_workers=0,
+                             image_check="none", photometric="device")
+    dm.setup("fit")
+    images, targets = next(iter(dm.train_dataloader()))
+    assert all(t["colour_jitter"].shape == (4,) for t in targets)
+    coloured, kept = dm.on_after_batch_transfer((images, targets), 0)
+    assert coloured.dtype == torch.uint8 and coloured.shape == images.shape and not torch.equal(coloured, images)
+    assert all("colour_jitter" not in t and torch.equal(t["boxes"], s["boxes"]) for t, s in zip(kept, targets))
+
+
+def test_bad_photometric(coco_factory):
+    with pytest.raises(ValueError, match="photometric must be 'auto', 'worker' or 'device'; got 'gpu'"):
+        DetectionDataModule(train=coco_factory(), photometric="gpu")
