@@ -6,8 +6,10 @@
 Three parts, printed as one table and appended to benchmarks/RESULTS.md under "## Data loader":
 
 1. Per core: ``DetectionDataset[i]`` of the bundled raccoon photos (real JPEGs 178-2000 px) with each
-   preset ("none", "default", "strong"; "strong" also without its partner buffer, and the augmented
-   presets with ``cache="ram"``), in one process, no workers, ``torch.set_num_threads(1)``.
+   preset ("none", "default", "strong"; "strong" also without its partner buffer, with its colour
+   jitter left to the device (``photometric="device"``: the worker part, then the batched colour
+   jitter's own cost on the CPU and the sum of both, so the move is not counted as a saving), and the
+   augmented presets with ``cache="ram"``), in one process, no workers, ``torch.set_num_threads(1)``.
    The presets take turns in short rounds, so a machine whose load changes hurts them alike, and
    each is reported with its ratio to "none". CPU flags (AVX2/AVX-512: torch's uint8 resize and
    Pillow's kernels use them) and the load average are printed with it. ``--compare REF`` (a git
@@ -44,6 +46,7 @@ RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 HEADING = "## Data loader"
 REPLY = "@loader_speed"  # marks the --serve process's replies
 PRESETS = ("none", "default", "strong")
+DEVICE_COLOUR = "strong, photometric=device"  # the worker part of "strong" with its colour jitter left to the device
 CPU_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "amx_tile", "neon", "asimd")
 
 
@@ -77,7 +80,7 @@ def per_core_datasets(image_size: int) -> dict[str, Any]:
     ann = read_coco(ds_info.train, ds_info.images_dir)
     make = lambda preset, **kw: DetectionDataset(ann.records, ann.class_names, image_size, preset, **kw)  # noqa: E731
     datasets = {p: make(p) for p in PRESETS}
-    variants = [("strong, partner_buffer=0", "strong", {"partner_buffer": 0})]
+    variants = [("strong, partner_buffer=0", "strong", {"partner_buffer": 0}), (DEVICE_COLOUR, "strong", {"colour_on_device": True})]
     variants += [(f"{p}, cache=ram", p, {"cache": "ram"}) for p in PRESETS[1:]]  # decoded images kept in RAM
     for name, preset, kwargs in variants:
         try:
@@ -120,6 +123,30 @@ def per_core_rates(image_size: int, samples: int, rounds: int = 5, seed: int = 0
             for name, ds in datasets.items():
                 seconds[name] += time_samples(ds, r * per_round, per_round)
         return {name: per_round * rounds / seconds[name] for name in datasets}
+    finally:
+        torch.set_num_threads(threads)
+
+
+def batched_colour_rate(image_size: int, batch_size: int, repeats: int = 5, seed: int = 0) -> float:
+    """Images/s of the device side of ``photometric="device"`` run on the CPU, one thread.
+
+    A batch of ``DEVICE_COLOUR`` samples (raccoon photos, uint8, with their ``colour_jitter`` draws) goes
+    through ``apply_deferred_colour`` ``repeats`` times, as ``on_after_batch_transfer`` would on a GPU;
+    the CPU time it takes is what the workers saved, so "worker part + this" is the honest CPU total.
+    """
+    from autotimm.data.dataset import apply_deferred_colour, collate_detection
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        dataset = per_core_datasets(image_size)[DEVICE_COLOUR]
+        torch.manual_seed(seed)
+        images, targets = collate_detection([dataset[i % len(dataset)] for i in range(batch_size)])
+        apply_deferred_colour(images, targets)  # warm-up
+        begin = time.perf_counter()
+        for _ in range(repeats):
+            apply_deferred_colour(images, targets)
+        return repeats * batch_size / (time.perf_counter() - begin)
     finally:
         torch.set_num_threads(threads)
 
@@ -344,6 +371,15 @@ def main(argv: list[str] | None = None) -> None:
         ratio = rates["none"] / rate
         rows.append((f"per core, raccoon, augment={preset}", rate, f"{ratio:.2f}x the time of none"))
         print(f"{rows[-1][0]:<44} {rate:8.1f} img/s  {rows[-1][2]}", flush=True)
+    if DEVICE_COLOUR in rates:  # the colour jitter moved to the device still costs: its CPU time, side by side
+        colour = batched_colour_rate(args.image_size, args.batch_size)
+        total = 1.0 / (1.0 / rates[DEVICE_COLOUR] + 1.0 / colour)
+        rows.append((f"batched colour jitter (device side) on the CPU, batch {args.batch_size}", colour,
+                     "apply_deferred_colour, 1 thread"))
+        rows.append((f"per core, raccoon, {DEVICE_COLOUR}, worker + batched colour on CPU", total,
+                     f"{total / rates['strong']:.2f}x the rate of strong (colour on the worker)"))
+        for name, rate, note in rows[-2:]:
+            print(f"{name:<44} {rate:8.1f} img/s  {note}", flush=True)
 
     torch.set_num_threads(max(1, (os.cpu_count() or 1)))
     loader = None

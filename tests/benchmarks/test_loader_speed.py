@@ -13,8 +13,16 @@ from benchmarks import loader_speed
 def test_per_core_rates_cover_every_preset_and_restore_threads():
     threads = torch.get_num_threads()
     rates = loader_speed.per_core_rates(image_size=64, samples=3, rounds=3)
-    assert list(rates) == ["none", "default", "strong", "strong, partner_buffer=0", "default, cache=ram", "strong, cache=ram"]
+    assert list(rates) == ["none", "default", "strong", "strong, partner_buffer=0", "strong, photometric=device",
+                           "default, cache=ram", "strong, cache=ram"]
     assert all(math.isfinite(r) and r > 0 for r in rates.values())
+    assert torch.get_num_threads() == threads
+
+
+def test_batched_colour_rate_times_the_device_side_on_the_cpu():
+    threads = torch.get_num_threads()
+    rate = loader_speed.batched_colour_rate(image_size=64, batch_size=2, repeats=1)
+    assert math.isfinite(rate) and rate > 0
     assert torch.get_num_threads() == threads
 
 
