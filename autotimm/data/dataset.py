@@ -50,18 +50,8 @@ from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as TF
 
 from autotimm.data.buffer import RecentImages
-from autotimm.data.color import (
-    JITTER_KEY,
-    Uint8ColorJitter,
-    apply_color_map,
-    colour_region,
-    jitter_batch,
-    jitter_factors,
-    map_grey,
-    mean_luma,
-    pil_to_tensor,
-    tensor_to_pil,
-)
+from autotimm.data.color import (JITTER_KEY, Uint8ColorJitter, apply_color_map, colour_region, jitter_batch, jitter_factors,
+                                 map_grey, mean_luma, pil_to_tensor, tensor_to_pil)
 from autotimm.data.image_io import read_image_size, read_pil, read_pil_reduced
 from autotimm.data.letterbox import PAD_VALUE, boxes_to_input, letterbox_image, letterbox_params, resized_hw
 from autotimm.data.mosaic import make_mosaic, mixup
@@ -536,4 +526,3 @@ def apply_deferred_colour(images: Tensor, targets: Sequence[Target]) -> tuple[Te
         raise ValueError(f"{sum(marked)} of {len(marked)} targets carry {JITTER_KEY!r}: a batch must come from one dataset.")
     factors = torch.stack([t[JITTER_KEY] for t in targets]).to(images.device)
     return jitter_batch(images, factors), [{k: v for k, v in t.items() if k != JITTER_KEY} for t in targets]
-
