@@ -627,13 +627,29 @@ class ObjectDetector(PreprocessingMixin, L.LightningModule):
         optimizer = build_optimizer(hp.optimizer, self, self._lr, hp.weight_decay, hp.optimizer_kwargs)
         trainer = self._trainer
         max_epochs = trainer.max_epochs if trainer is not None and trainer.max_epochs and trainer.max_epochs > 0 else 1
-        total_steps = int(trainer.estimated_stepping_batches) if trainer is not None else 1
-        if not math.isfinite(total_steps):
-            total_steps = 1
-        scheduler = build_scheduler(hp.scheduler, optimizer, hp.scheduler_kwargs, max_epochs, total_steps)
+        total_steps, steps_per_epoch = _stepping(trainer)
+        scheduler = build_scheduler(
+            hp.scheduler, optimizer, hp.scheduler_kwargs, max_epochs, total_steps, steps_per_epoch=steps_per_epoch
+        )
         if scheduler is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+
+def _stepping(trainer: Any) -> tuple[int, int | None]:
+    """(optimizer steps of the whole fit, optimizer steps per epoch or None) from an attached Trainer.
+
+    Per epoch: ``ceil(training batches / accumulate_grad_batches)``, as Lightning counts its optimizer
+    steps (``limit_train_batches`` included); None without a Trainer or with an unsized loader.
+    """
+    if trainer is None:
+        return 1, None
+    total = trainer.estimated_stepping_batches  # also loads the train loader, which sets num_training_batches
+    total = int(total) if math.isfinite(total) else 1
+    batches = getattr(trainer, "num_training_batches", math.inf)
+    if not math.isfinite(batches) or batches < 1:
+        return total, None
+    return total, math.ceil(int(batches) / max(1, int(trainer.accumulate_grad_batches)))
 
 
 @contextmanager

@@ -69,8 +69,8 @@ def yolox_recipe(
       off and the L1 loss on for the last ``no_aug_epochs``; :class:`~autotimm.callbacks.yolox.YOLOXEMA`
       keeps a ramped EMA of the weights (validated, saved and returned at the end).
 
-    Differences from YOLOX: its warm-up is quadratic per iteration; here it is linear, per epoch, or
-    per step when ``steps_per_epoch`` is given. YOLOX keeps the minimum lr for the no-aug epochs; here
+    Differences from YOLOX: its warm-up is quadratic per iteration; here it is linear per optimizer
+    step (the detector turns ``warmup_epochs`` into steps from the trainer's steps per epoch). YOLOX keeps the minimum lr for the no-aug epochs; here
     the cosine reaches it at the last epoch. Backbone and FPN are autotimm's (any timm model + FPN)
     rather than CSPDarknet + PAFPN, and the head uses GroupNorm instead of BatchNorm.
 
@@ -83,8 +83,9 @@ def yolox_recipe(
         weight_decay / momentum: SGD settings (YOLOX: 5e-4 / 0.9, Nesterov).
         mosaic_prob / mixup_prob: strong augmentation probabilities (YOLOX: 1.0 / 1.0).
         ema / ema_decay: keep an EMA of the weights (YOLOX: yes, 0.9998).
-        steps_per_epoch: optimizer steps per epoch (``ceil(train images / batch_size)``); when given,
-            warm-up and cosine step every iteration instead of every epoch.
+        steps_per_epoch: not needed: warm-up and cosine step every optimizer step anyway, with the
+            steps per epoch the trainer counts. When given, the warm-up is fixed to
+            ``warmup_epochs * steps_per_epoch`` steps whatever the data.
         fpn_channels / head_num_convs / strides: neck and head size.
 
     Returns:

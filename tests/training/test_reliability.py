@@ -94,15 +94,16 @@ def test_resume_equals_an_uninterrupted_run(tiny_shapes, tmp_path, stop):
                                    num_workers=0, augment="none", persistent_workers=False, shuffle_seed=7)
 
     common = dict(max_epochs=2, ema=0.9, limit_val_batches=1)
+    schedule = {"scheduler_kwargs": {"warmup_steps": 5}}  # the interruption at step 4 falls inside the warm-up
     whole = _trainer(tmp_path / "whole", **common)
-    whole.fit(tiny_model(seed=0), datamodule=data())
+    whole.fit(tiny_model(seed=0, **schedule), datamodule=data())
 
     halt = _StopAfterEpoch(1) if stop == "epoch_end" else _InterruptAt(step=4)  # step 4: epoch 1, batch 1
     first = _trainer(tmp_path / "halves", callbacks=[halt], **common)
-    first.fit(tiny_model(seed=0), datamodule=data())
+    first.fit(tiny_model(seed=0, **schedule), datamodule=data())
     assert first.global_step == (3 if stop == "epoch_end" else 4)
     second = _trainer(tmp_path / "halves", **common)
-    second.fit(tiny_model(seed=3), datamodule=data(), ckpt_path="last")  # other init: all state must come back
+    second.fit(tiny_model(seed=3, **schedule), datamodule=data(), ckpt_path="last")  # other init: all state must come back
 
     a = _load(tmp_path / "whole" / "checkpoints" / "last.ckpt")
     b = _load(tmp_path / "halves" / "checkpoints" / "last.ckpt")
