@@ -59,7 +59,8 @@ class DetectionDataModule(L.LightningDataModule):
             default: next to the annotation file (see each reader).
         image_size: side S of the square, letterboxed network input.
         batch_size: training batch size.
-        num_workers: DataLoader workers; default :func:`default_num_workers`.
+        num_workers: DataLoader workers; default :func:`default_num_workers`, which ``AutoTrainer``
+            replaces at ``fit`` by a count sized to the free cores (see ``AutoTrainer(num_threads=...)``).
         augment: training augmentation: "none", "default", "strong" (mosaic + mixup), an
             ``AugmentConfig`` or a callable on tv_tensors (see ``DetectionDataset``). Validation,
             test and predict always use the plain letterbox.
@@ -179,6 +180,7 @@ class DetectionDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.val_batch_size = val_batch_size or batch_size
         self.num_workers = default_num_workers() if num_workers is None else num_workers
+        self.num_workers_auto = num_workers is None  # AutoTrainer may size them to the free cores
         self.augment = augment
         if cache not in CACHE_MODES:
             raise ValueError(f"cache must be {options_text(CACHE_MODES)}; got {cache!r}.")

@@ -17,9 +17,10 @@ import os
 import signal
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import Callback, EMAWeightAveraging, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.plugins.io import CheckpointIO
@@ -29,6 +30,7 @@ from autotimm.callbacks.checkpoint import AtomicCheckpointIO, DetectionCheckpoin
 from autotimm.training.runs import (
     RESUME_IF_PRESENT, find_last, next_run_dir, open_log_for_append, run_dir_of_checkpoint,
 )
+from autotimm.training.threads import ThreadPlan, plan_threads
 from autotimm.utils.precision import lightning_precision
 
 log = logging.getLogger("autotimm")
@@ -86,6 +88,12 @@ class AutoTrainer(L.Trainer):
         report: at the end of ``fit``, write the evaluation report of the best checkpoint on the
             validation split into ``<run folder>/report`` (:attr:`run_dir`; :class:`autotimm.callbacks.ReportCallback`:
             PR curves, F1 vs confidence, confusion matrix as PNGs, every number as json/csv).
+        num_threads: torch threads during ``fit``. "auto" (default): from the cores other processes
+            leave free (:func:`autotimm.training.threads.plan_threads`), which also sizes the workers
+            of a ``DetectionDataModule`` built with ``num_workers=None``; the choice is printed once
+            per fit and torch's thread count is restored afterwards. An int fixes the thread count
+            (workers still planned); "off" leaves torch and the workers as they are. An
+            ``OMP_NUM_THREADS`` environment variable counts as a fixed thread count.
 
     ``fit(..., ckpt_path=...)`` also takes ``"last"`` (this run folder's ``last.ckpt``; an error that names
     the folder when there is none) and ``"last_if_present"`` (resume when it exists, else start afresh).
@@ -117,8 +125,15 @@ class AutoTrainer(L.Trainer):
         seed: int | None = None,
         deterministic: bool | str | None = None,
         plugins: Any = None,
+        num_threads: int | Literal["auto", "off"] = "auto",
         **kwargs: Any,
     ) -> None:
+        if num_threads not in ("auto", "off") and (
+            isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1
+        ):
+            raise ValueError(f"AutoTrainer(num_threads={num_threads!r}): expected 'auto', 'off' or an int >= 1.")
+        self.num_threads = num_threads
+        self.thread_plan: ThreadPlan | None = None
         self.seed = seed
         if seed is not None:
             L.seed_everything(seed, workers=True, verbose=False)
@@ -167,8 +182,6 @@ class AutoTrainer(L.Trainer):
             plugins.append(AtomicCheckpointIO())
         device_type = "cuda" if accelerator in ("gpu", "cuda") else accelerator
         if device_type == "auto":
-            import torch
-
             device_type = "cuda" if torch.cuda.is_available() else "cpu"
         if precision in (None, "auto"):
             precision = lightning_precision("auto", device_type)
@@ -220,6 +233,7 @@ class AutoTrainer(L.Trainer):
         ckpt_path = self._prepare_run(ckpt_path)
         handler = signal.getsignal(signal.SIGINT) if threading.current_thread() is threading.main_thread() else None
         self._interrupt_watch.interrupted = False
+        threads_before = self._apply_thread_plan(datamodule if datamodule is not None else train_dataloaders)
         try:
             super().fit(model, train_dataloaders, val_dataloaders, datamodule, ckpt_path, weights_only)
         except SystemExit:
@@ -229,8 +243,36 @@ class AutoTrainer(L.Trainer):
         finally:
             if handler is not None:  # Lightning ignores SIGINT after an interrupt; give Ctrl+C back
                 signal.signal(signal.SIGINT, handler)
+            if threads_before is not None:
+                torch.set_num_threads(threads_before)
 
     # ------------------------------------------------------------------ internals
+    def _apply_thread_plan(self, data: Any) -> int | None:
+        """Size torch's threads (and auto-sized data module workers) to the free cores; say it once.
+
+        Returns torch's thread count before, to restore after ``fit`` (None when nothing changed).
+        Only a single-process fit is planned: Lightning divides the cores among DDP processes itself.
+        """
+        if self.num_threads == "off" or self.world_size > 1:
+            self.thread_plan = None
+            return None
+        fixed = self.num_threads if isinstance(self.num_threads, int) else None
+        if fixed is None and os.environ.get("OMP_NUM_THREADS", "").strip().isdigit():
+            fixed = max(1, int(os.environ["OMP_NUM_THREADS"]))
+        auto_workers = bool(getattr(data, "num_workers_auto", False))
+        workers = None if auto_workers else getattr(data, "num_workers", None)
+        device = "cpu" if self.strategy.root_device.type == "cpu" else "gpu"
+        plan = plan_threads(device, num_threads=fixed, num_workers=workers if isinstance(workers, int) else None)
+        self.thread_plan = plan
+        if auto_workers:
+            data.num_workers = plan.num_workers
+        before = torch.get_num_threads()
+        torch.set_num_threads(plan.num_threads)
+        log.info("AutoTrainer: %s", plan.describe())
+        if self.is_global_zero:
+            print(f"autotimm: {plan.describe()}")
+        return before
+
     def _detection_checkpoint(self) -> DetectionCheckpoint | None:
         cb = self.checkpoint_callback
         return cb if isinstance(cb, DetectionCheckpoint) else None
