@@ -136,6 +136,7 @@ def plan_threads(
     *,
     num_threads: int | None = None,
     num_workers: int | None = None,
+    max_threads: int | None = None,
     load: CoreLoad | None = None,
 ) -> ThreadPlan:
     """Torch threads and DataLoader workers for a run on ``device``, from the free cores.
@@ -150,6 +151,8 @@ def plan_threads(
     Args:
         device: "cpu" or "gpu" (any accelerator that is not the CPU).
         num_threads / num_workers: fixed by the user; the other is planned around it.
+        max_threads: upper bound of a planned thread count (e.g. torch's current one, which a user
+            may have lowered with ``torch.set_num_threads``).
         load: a measurement (default: :func:`measure_free_cores` now).
 
     Returns:
@@ -162,8 +165,8 @@ def plan_threads(
     """
     if device not in ("cpu", "gpu"):
         raise ValueError(f"plan_threads(device={device!r}): expected 'cpu' or 'gpu'.")
-    for name, value in (("num_threads", num_threads), ("num_workers", num_workers)):
-        low = 1 if name == "num_threads" else 0
+    for name, value in (("num_threads", num_threads), ("num_workers", num_workers), ("max_threads", max_threads)):
+        low = 0 if name == "num_workers" else 1
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
             raise ValueError(f"plan_threads({name}={value!r}): expected None (choose from the free cores) or an int >= {low}.")
     load = load if load is not None else measure_free_cores()
@@ -172,4 +175,5 @@ def plan_threads(
         num_workers = min(MAX_WORKERS, max(1, free // 4)) if device == "cpu" else min(MAX_WORKERS, max(1, free - 1))
     if num_threads is None:
         num_threads = free if (device == "cpu" and free <= 2) else max(1, free - num_workers)
+        num_threads = min(num_threads, max_threads) if max_threads is not None else num_threads
     return ThreadPlan(num_threads=num_threads, num_workers=num_workers, load=load)

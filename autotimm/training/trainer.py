@@ -89,7 +89,8 @@ class AutoTrainer(L.Trainer):
             validation split into ``<run folder>/report`` (:attr:`run_dir`; :class:`autotimm.callbacks.ReportCallback`:
             PR curves, F1 vs confidence, confusion matrix as PNGs, every number as json/csv).
         num_threads: torch threads during ``fit``. "auto" (default): from the cores other processes
-            leave free (:func:`autotimm.training.threads.plan_threads`), which also sizes the workers
+            leave free (:func:`autotimm.training.threads.plan_threads`; never more than torch's current
+            count, so a lower ``torch.set_num_threads`` of the user's stays), which also sizes the workers
             of a ``DetectionDataModule`` built with ``num_workers=None``; the choice is printed once
             per fit and torch's thread count is restored afterwards. An int fixes the thread count
             (workers still planned); "off" leaves torch and the workers as they are. An
@@ -262,11 +263,12 @@ class AutoTrainer(L.Trainer):
         auto_workers = bool(getattr(data, "num_workers_auto", False))
         workers = None if auto_workers else getattr(data, "num_workers", None)
         device = "cpu" if self.strategy.root_device.type == "cpu" else "gpu"
-        plan = plan_threads(device, num_threads=fixed, num_workers=workers if isinstance(workers, int) else None)
+        before = torch.get_num_threads()
+        plan = plan_threads(device, num_threads=fixed, num_workers=workers if isinstance(workers, int) else None,
+                            max_threads=before)  # never above what torch (or the user) has set
         self.thread_plan = plan
         if auto_workers:
             data.num_workers = plan.num_workers
-        before = torch.get_num_threads()
         torch.set_num_threads(plan.num_threads)
         log.info("AutoTrainer: %s", plan.describe())
         if self.is_global_zero:

@@ -39,6 +39,8 @@ def test_fixed_counts_are_kept_and_the_rest_planned_around_them():
     assert (plan_threads("cpu", num_workers=0, load=_load(8, 8)).num_threads) == 8
     plan = plan_threads("cpu", num_threads=3, load=_load(8, 8))
     assert (plan.num_threads, plan.num_workers) == (3, 2)
+    capped = plan_threads("cpu", max_threads=2, load=_load(8, 8))  # a user's lower torch.set_num_threads stays
+    assert (capped.num_threads, capped.num_workers) == (2, 2)
 
 
 @pytest.mark.parametrize("usable, busy, free", [(2, 0.0, 2), (2, 0.4, 2), (2, 0.6, 1), (2, 1.0, 1), (2, 2.0, 1), (4, 1.5, 2)])
@@ -59,6 +61,7 @@ def test_measurement_stays_within_the_usable_cores():
         ({"device": "tpu"}, r"device='tpu'\): expected 'cpu' or 'gpu'"),
         ({"num_threads": 0}, r"num_threads=0\): expected None .* or an int >= 1"),
         ({"num_workers": -1}, r"num_workers=-1\): expected None .* or an int >= 0"),
+        ({"max_threads": 0}, r"max_threads=0\): expected None .* or an int >= 1"),
     ],
 )
 def test_bad_plan_arguments_are_named(kwargs, match):
