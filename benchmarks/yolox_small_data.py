@@ -5,7 +5,7 @@ Every variant trains with the same seed and data order; the val mAP / mAP50 (pyc
 frame) after each epoch is printed as one json line per epoch, so that the figures are deterministic and
 independent of the machine's load (no timing here). Run one variant or several::
 
-    nice -n 10 python -m benchmarks.yolox_small_data --epochs 10 baseline lr_x8
+    nice -n 10 python -m benchmarks.yolox_small_data --epochs 5 --fpn-channels 128 lr_linear lr_0.01
     python -m benchmarks.yolox_small_data --list
 
 The variants are keyword overrides of :func:`autotimm.recipes.yolox_recipe` (and of the detector); see
@@ -22,14 +22,15 @@ from typing import Any
 
 # name -> (yolox_recipe overrides, ObjectDetector overrides)
 VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
-    "baseline": ({}, {}),  # the recipe as it is (run before and after the per-step warm-up)
-    "lr_x8": ({"lr_per_image": 0.01 / 8}, {}),
-    "no_mosaic_mixup": ({"mosaic_prob": 0.0, "mixup_prob": 0.0}, {}),
-    "no_mixup": ({"mixup_prob": 0.0}, {}),
-    "no_ema": ({"ema": False}, {}),
-    "lr_x8_no_mixup": ({"lr_per_image": 0.01 / 8, "mixup_prob": 0.0}, {}),
-    "lr_x8_no_mosaic_mixup": ({"lr_per_image": 0.01 / 8, "mosaic_prob": 0.0, "mixup_prob": 0.0}, {}),
-    "lr_x4": ({"lr_per_image": 0.01 / 16}, {}),
+    # The lr is given explicitly (lr_min_batch=1: lr_per_image x batch), so that every row keeps its
+    # meaning whatever the recipe's defaults become.
+    "lr_linear": ({"lr_per_image": 0.01 / 64, "lr_min_batch": 1}, {}),  # YOLOX's linear rule: 0.00125 at batch 8
+    "lr_0.01": ({"lr_per_image": 0.01 / 8, "lr_min_batch": 1}, {}),  # YOLOX's batch-64 lr at batch 8
+    "lr_linear_no_mosaic_mixup": ({"lr_per_image": 0.01 / 64, "lr_min_batch": 1, "mosaic_prob": 0.0, "mixup_prob": 0.0}, {}),
+    "lr_0.01_no_mosaic_mixup": ({"lr_per_image": 0.01 / 8, "lr_min_batch": 1, "mosaic_prob": 0.0, "mixup_prob": 0.0}, {}),
+    "lr_0.01_no_mixup": ({"lr_per_image": 0.01 / 8, "lr_min_batch": 1, "mixup_prob": 0.0}, {}),
+    "lr_0.01_no_ema": ({"lr_per_image": 0.01 / 8, "lr_min_batch": 1, "ema": False}, {}),
+    "recipe": ({}, {}),  # yolox_recipe's defaults as they are now
 }
 
 
@@ -93,7 +94,7 @@ def run_variant(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("variants", nargs="*", default=["baseline"], help=f"any of {', '.join(VARIANTS)}")
+    parser.add_argument("variants", nargs="*", default=["recipe"], help=f"any of {', '.join(VARIANTS)}")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--fpn-channels", type=int, default=256)
     parser.add_argument("--list", action="store_true", help="list the variants and exit")

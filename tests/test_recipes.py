@@ -17,9 +17,11 @@ def test_yolox_recipe_settings():
     m = recipe.model_kwargs
     assert m["detection_arch"] == "yolox" and m["strides"] == (8, 16, 32)
     assert m["optimizer"] == "sgd" and m["optimizer_kwargs"] == {"momentum": 0.9, "nesterov": True}
-    assert m["lr"] == pytest.approx(0.01 * 32 / 64) and m["weight_decay"] == 5e-4
+    assert m["lr"] == pytest.approx(0.01) and m["weight_decay"] == 5e-4  # below batch 64: YOLOX's batch-64 lr
     assert m["scheduler"] == "cosine"
-    assert m["scheduler_kwargs"] == {"eta_min": pytest.approx(0.05 * 0.005), "interval": "epoch", "warmup_epochs": 3}
+    assert m["scheduler_kwargs"] == {"eta_min": pytest.approx(0.05 * 0.01), "interval": "epoch", "warmup_epochs": 3}
+    assert yolox_recipe(batch_size=128).model_kwargs["lr"] == pytest.approx(0.02)  # linear above it
+    assert yolox_recipe(batch_size=32, lr_min_batch=1).model_kwargs["lr"] == pytest.approx(0.005)  # strictly linear
     d = recipe.datamodule_kwargs
     assert isinstance(d["augment"], AugmentConfig) and d["augment"].mosaic_prob == 1.0 and d["augment"].mixup_prob == 1.0
     assert d["batch_size"] == 32 and d["image_size"] == 640
@@ -54,6 +56,7 @@ def test_yolox_recipe_builds_a_model_whose_optimizer_follows_it():
         ({"max_epochs": 10, "no_aug_epochs": 10}, r"no_aug_epochs=10.*\[0, max_epochs=10\)"),
         ({"warmup_epochs": -1}, r"warmup_epochs=-1"),
         ({"lr_per_image": 0.0}, r"lr_per_image=0.0"),
+        ({"lr_min_batch": 0}, r"lr_min_batch=0\): expected an int >= 1"),
         ({"mixup_prob": 1.5}, r"mixup_prob must be in \[0, 1\]; got 1.5"),
         ({"steps_per_epoch": 0}, r"steps_per_epoch=0"),
         ({"image_size": 16}, r"image_size=16"),
