@@ -31,6 +31,10 @@ class Recipe:
         return {"datamodule_kwargs": self.datamodule_kwargs, "model_kwargs": self.model_kwargs, "trainer_kwargs": self.trainer_kwargs}
 
 
+# Below this input size yolox_recipe() leaves mosaic and mixup off unless asked (see its docstring).
+MOSAIC_MIN_SIZE = 416
+
+
 def _check(name: str, value: Any, ok: bool, expected: str) -> None:
     if not ok:
         raise ValueError(f"yolox_recipe({name}={value!r}): expected {expected}.")
@@ -47,8 +51,8 @@ def yolox_recipe(
     min_lr_ratio: float = 0.05,
     weight_decay: float = 5e-4,
     momentum: float = 0.9,
-    mosaic_prob: float = 1.0,
-    mixup_prob: float = 1.0,
+    mosaic_prob: float | None = None,
+    mixup_prob: float | None = None,
     ema: bool = True,
     ema_decay: float = 0.9998,
     steps_per_epoch: int | None = None,
@@ -83,11 +87,15 @@ def yolox_recipe(
         lr_per_image: lr per image of the batch (YOLOX: 0.01 / 64).
         lr_min_batch: the lr is ``lr_per_image * max(batch_size, lr_min_batch)``. YOLOX trains at batch
             64 and scales linearly; scaled down to batch 8 (0.00125) a short run from scratch barely
-            moves (raccoon photos, 256 px: val mAP50 0.04 after one epoch against 0.15 at lr 0.01; see
-            benchmarks/RESULTS.md, "YOLOX recipe on small data"). 1 gives the strict linear rule.
+            learns slowly (raccoon photos, 256 px: val mAP 0.038 after two epochs against 0.124 at lr
+            0.01; level by epoch 3 without mosaic; see benchmarks/RESULTS.md, "YOLOX recipe on small
+            data"). 1 gives the strict linear rule.
         min_lr_ratio: final lr as a fraction of the peak (YOLOX: 0.05).
         weight_decay / momentum: SGD settings (YOLOX: 5e-4 / 0.9, Nesterov).
-        mosaic_prob / mixup_prob: strong augmentation probabilities (YOLOX: 1.0 / 1.0).
+        mosaic_prob / mixup_prob: strong augmentation probabilities (YOLOX: 1.0 / 1.0). None: 1.0 from
+            ``image_size`` 416 (YOLOX's smallest training size) up, 0.0 below it: at 256 px on 160 raccoon
+            photos, from scratch, mosaic + mixup took val mAP from 0.17-0.19 (off) to 0.04 (on) after 3
+            epochs (benchmarks/RESULTS.md, "YOLOX recipe on small data").
         ema / ema_decay: keep an EMA of the weights (YOLOX: yes, 0.9998).
         steps_per_epoch: not needed: warm-up and cosine step every optimizer step anyway, with the
             steps per epoch the trainer counts. When given, the warm-up is fixed to
@@ -128,6 +136,9 @@ def yolox_recipe(
         schedule.update(interval="epoch", warmup_epochs=warmup_epochs)
     else:
         schedule.update(interval="step", warmup_steps=warmup_epochs * steps_per_epoch)
+    default_prob = 1.0 if image_size >= MOSAIC_MIN_SIZE else 0.0
+    mosaic_prob = default_prob if mosaic_prob is None else mosaic_prob
+    mixup_prob = default_prob if mixup_prob is None else mixup_prob
     augment = replace(PRESETS["strong"], mosaic_prob=mosaic_prob, mixup_prob=mixup_prob)  # validates the probabilities
 
     callbacks: list[Any] = [YOLOXLastEpochs(last_epochs=no_aug_epochs)] if no_aug_epochs else []

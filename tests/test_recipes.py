@@ -25,6 +25,10 @@ def test_yolox_recipe_settings():
     d = recipe.datamodule_kwargs
     assert isinstance(d["augment"], AugmentConfig) and d["augment"].mosaic_prob == 1.0 and d["augment"].mixup_prob == 1.0
     assert d["batch_size"] == 32 and d["image_size"] == 640
+    small = yolox_recipe(image_size=256).datamodule_kwargs["augment"]  # below 416: off unless asked
+    assert (small.mosaic_prob, small.mixup_prob) == (0.0, 0.0)
+    asked = yolox_recipe(image_size=256, mosaic_prob=0.5).datamodule_kwargs["augment"]
+    assert (asked.mosaic_prob, asked.mixup_prob) == (0.5, 0.0)
     t = recipe.trainer_kwargs
     assert t["max_epochs"] == 100
     last, ema = t["callbacks"]
