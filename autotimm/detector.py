@@ -603,7 +603,7 @@ class ObjectDetector(PreprocessingMixin, L.LightningModule):
         self,
         save_path: str | None = None,
         example_input: Tensor | None = None,
-        opset_version: int = 17,
+        opset_version: int | None = None,
         dynamic_axes: dict[str, dict[int, str]] | None = None,
         **kwargs: Any,
     ) -> str:
@@ -612,15 +612,17 @@ class ObjectDetector(PreprocessingMixin, L.LightningModule):
         Outputs are ``cls_l0..``, ``reg_l0..``, ``ctr_l0..`` per level (``obj_l*`` for YOLOX), or with
         ``include_postprocess=True`` boxes [B, K, 4] (input frame), scores, labels, num_detections.
         The input is the normalised float batch [B, 3, H, W] (input frame); H and W must be multiples
-        of the largest stride; the batch axis is dynamic unless ``dynamic_axes`` says otherwise.
-        ``kwargs`` go to :func:`autotimm.export.export_to_onnx` (include_postprocess, image_size, ...).
+        of the backbone's deepest stride (usually 32); the batch axis is dynamic, H and W too with
+        ``dynamic=True``. ``opset_version`` None: the exporter's default (18). ``kwargs`` go to
+        :func:`autotimm.export.export_to_onnx` (include_postprocess, image_size, dynamic, half, ...).
 
         Example:
             >>> path = model.to_onnx("detector.onnx", include_postprocess=True)
         """
-        from autotimm.export.onnx import export_to_onnx
+        from autotimm.export.onnx import DEFAULT_OPSET, export_to_onnx
 
-        return export_to_onnx(self, save_path, example_input, opset_version, dynamic_axes, **kwargs)
+        opset = DEFAULT_OPSET if opset_version is None else opset_version
+        return export_to_onnx(self, save_path, example_input, opset, dynamic_axes, **kwargs)
 
     def configure_optimizers(self) -> Any:
         hp = self.hparams

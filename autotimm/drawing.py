@@ -10,8 +10,10 @@ from __future__ import annotations
 import functools
 from typing import Any, Mapping, Sequence
 
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch is imported where pixels are drawn, so label_name / class_colour need none
+    from torch import Tensor
 
 # Okabe-Ito + tab10-like colours: distinct, readable on photos, and stable per class index.
 PALETTE: tuple[tuple[int, int, int], ...] = (
@@ -79,13 +81,16 @@ def draw_detections(
         >>> draw_detections(img, det, ["cat", "dog"]).shape
         torch.Size([3, 40, 60])
     """
+    import torch
+    from torch import Tensor
+
     if not isinstance(image, Tensor) or image.dtype != torch.uint8 or image.ndim != 3 or image.shape[0] != 3:
         got = f"{image.dtype} {tuple(image.shape)}" if isinstance(image, Tensor) else type(image).__name__
         raise ValueError(f"draw_detections(image=...): expected a uint8 Tensor[3, H, W] (RGB), got {got}.")
-    boxes = detections["boxes"].detach().cpu().float().reshape(-1, 4)  # [N, 4]
-    labels = detections["labels"].detach().cpu().long().reshape(-1)  # [N]
+    boxes = torch.as_tensor(detections["boxes"]).detach().cpu().float().reshape(-1, 4)  # [N, 4]; numpy too
+    labels = torch.as_tensor(detections["labels"]).detach().cpu().long().reshape(-1)  # [N]
     scores = detections.get("scores")
-    scores = scores.detach().cpu().float().reshape(-1) if scores is not None else None  # [N] or None
+    scores = torch.as_tensor(scores).detach().cpu().float().reshape(-1) if scores is not None else None  # [N] or None
     if len(labels) != len(boxes) or (scores is not None and len(scores) != len(boxes)):
         raise ValueError(
             f"draw_detections: {len(boxes)} boxes, {len(labels)} labels and "

@@ -6,16 +6,16 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import torch
-
-from autotimm.data.letterbox import boxes_to_original
 from autotimm.results import Detections
-from autotimm.ops.tiles import MergeMode
 from autotimm.sources import Channels, Frame, Source, check_channels, resolve, to_rgb
-from autotimm.tiling import AUTO_FACTOR, DetectFn, TileConfig, TileReader, detect_tiled, needs_tiling, resolve_tiling
-from autotimm.utils.precision import resolve_precision
+
+if TYPE_CHECKING:  # torch is imported inside the functions that use it: run_source also serves the torch-free ONNX runtime
+    import torch
+
+    from autotimm.ops.tiles import MergeMode
+    from autotimm.tiling import DetectFn, TileConfig
 
 PROGRESS_MIN_IMAGES = 16  # below this many images no progress bar is shown by default
 
@@ -39,6 +39,9 @@ def predict(
     full_image: bool = False,
 ) -> list[Detections] | Iterator[Detections]:
     """See :meth:`autotimm.ObjectDetector.predict` (this is its body)."""
+    from autotimm.tiling import resolve_tiling
+    from autotimm.utils.precision import resolve_precision
+
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}.")
     check_channels(channels)
@@ -99,6 +102,10 @@ def run_tiled(
     Files are read a window at a time (:class:`autotimm.tiling.TileReader`); video frames and
     in-memory images are sliced.
     """
+    import torch
+
+    from autotimm.tiling import AUTO_FACTOR, TileReader, detect_tiled, needs_tiling
+
     announced = False
     for item, path, frame_index in _tiled_items(source, channels):
         reader = TileReader(item)
@@ -160,6 +167,7 @@ def run_source(
     label_to_category_id: dict[int, int] | None = None,
     progress: bool | None = None,
     keep_video_frames: bool = False,
+    as_array: bool = False,
 ) -> Iterator[Detections]:
     """Read a resolved source in batches, run ``detect_batch`` on each and yield one Detections per image.
 
@@ -170,12 +178,13 @@ def run_source(
         detect_batch: uint8 RGB images [3, H, W] (original frame) -> one dict per image with ``boxes``
             (ORIGINAL frame), ``scores`` and ``labels`` on the CPU.
         keep_video_frames: keep each video frame's pixels in its result (for streams).
+        as_array: images as uint8 numpy arrays [3, H, W] instead of tensors (no torch needed).
     """
     from tqdm.auto import tqdm
 
     show = (source.total is None or source.total >= PROGRESS_MIN_IMAGES) if progress is None else bool(progress)
     with tqdm(total=source.total, disable=not show, desc="predict", unit="img") as bar:
-        for batch in _batches(source.frames(channels), batch_size):
+        for batch in _batches(source.frames(channels, as_array=as_array), batch_size):
             for frame, det in zip(batch, detect_batch([f.image for f in batch])):
                 keep_image = frame.path is None or (frame.frame_index is not None and keep_video_frames)
                 yield Detections(
@@ -189,6 +198,8 @@ def run_source(
 def _detect_batch(model: Any, images: list[torch.Tensor], image_size: int | None, score_thresh: float | None,
                   nms_thresh: float | None, max_detections: int | None, use_bf16: bool) -> list[dict[str, torch.Tensor]]:
     """One forward pass; detections per image in the ORIGINAL frame, on the CPU."""
+    from autotimm.data.letterbox import boxes_to_original
+
     batch, params, sizes = model.letterbox_batch(images, image_size)
     dets = _detect_canvases(model, batch, score_thresh=score_thresh, nms_thresh=nms_thresh,
                             max_detections=max_detections, use_bf16=use_bf16)
@@ -199,6 +210,8 @@ def _detect_canvases(model: Any, batch: torch.Tensor, *, score_thresh: float | N
                      max_detections: int | None, use_bf16: bool) -> list[dict[str, torch.Tensor]]:
     """One forward pass over uint8 canvases Tensor[B, 3, S, S]; detections per canvas in the INPUT frame
     (the canvas's pixels), on the CPU (what letterboxed batches and tiles share)."""
+    import torch
+
     was_training = model.training
     model.eval()
     device = model.device

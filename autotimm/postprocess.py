@@ -52,9 +52,9 @@ def select_topk_per_level(scores: Tensor, level_sizes: Sequence[int], k: int) ->
     b, _, c = scores.shape
     out_scores, out_index = [], []
     start = 0
-    for n in level_sizes:  # a handful of levels; sizes are static, so k is a constant in a trace
+    for n in level_sizes:  # a handful of levels
         level = scores[:, start : start + n].reshape(b, -1)  # [B, n*C]
-        kk = min(k, level.shape[1])
+        kk = min(k, level.shape[1])  # an int eagerly; traced from the shape when H and W are dynamic
         s, i = level.topk(kk, dim=1)
         out_scores.append(s)
         out_index.append(i + start * c)
@@ -89,12 +89,11 @@ def postprocess_padded(scores: Tensor, boxes: Tensor, level_sizes: Sequence[int]
     selected = NonMaxSuppression.apply(cand, class_scores, max_detections, config.nms_thresh, config.score_thresh)  # [M, 3]
     kept = torch.zeros_like(nonempty).index_put((selected[:, 0], selected[:, 2]), torch.ones_like(selected[:, 0], dtype=torch.bool))
     final = torch.where(kept, top_scores, below)  # [B, N]
-    n = final.shape[1]
-    if n < max_detections:  # fewer candidates than output rows (tiny images): pad with non-detections
-        pad = max_detections - n
-        final = torch.cat([final, below[:, :1].expand(-1, pad)], 1)
-        cand = torch.cat([cand, torch.zeros_like(cand[:, :1]).expand(-1, pad, -1)], 1)
-        label = torch.cat([label, torch.zeros_like(label[:, :1]).expand(-1, pad)], 1)
+    # K non-detections appended, so top-K works also when N < K (tiny images); no branch on N, which
+    # is a graph value when H and W are dynamic.
+    final = torch.cat([final, below[:, :1].expand(-1, max_detections)], 1)  # [B, N + K]
+    cand = torch.cat([cand, torch.zeros_like(cand[:, :1]).expand(-1, max_detections, -1)], 1)  # [B, N + K, 4]
+    label = torch.cat([label, torch.zeros_like(label[:, :1]).expand(-1, max_detections)], 1)  # [B, N + K]
     values, order = final.topk(max_detections, dim=1)  # [B, K], descending
     valid = values >= 0  # [B, K]
     out_boxes = torch.where(valid[..., None], cand.gather(1, order[..., None].expand(-1, -1, 4)), torch.zeros_like(values)[..., None])
@@ -148,10 +147,14 @@ def detect_padded(arch: Any, outputs: tuple[list[Tensor], ...], points: Tensor, 
     return postprocess_padded(scores, boxes, level_sizes(outputs[0]), image_size, config)
 
 
-class NonMaxSuppression(torch.autograd.Function):
-    """ONNX ``NonMaxSuppression`` (opset 10+), computed eagerly with torchvision's ``batched_nms``.
+@torch.library.custom_op("autotimm::non_max_suppression", mutates_args=())
+def non_max_suppression(boxes: Tensor, scores: Tensor, max_output_boxes_per_class: int, iou_threshold: float, score_threshold: float) -> Tensor:
+    """ONNX ``NonMaxSuppression`` (opset 10+) computed eagerly with torchvision's ``batched_nms``.
 
-    Args (to ``apply``):
+    A custom op, so that ``torch.export`` keeps it as one node (its output size depends on the data)
+    and the ONNX exporters map it to the ONNX operator (see :mod:`autotimm.export.onnx`).
+
+    Args:
         boxes: Tensor[B, N, 4] x1y1x2y2.
         scores: Tensor[B, C, N].
         max_output_boxes_per_class: boxes kept per image and class.
@@ -161,21 +164,33 @@ class NonMaxSuppression(torch.autograd.Function):
     Returns:
         selected int64 Tensor[M, 3]: (batch index, class index, box index) rows.
     """
+    c = scores.shape[1]
+    b_idx, c_idx, n_idx = (scores > score_threshold).nonzero(as_tuple=True)  # candidates [M0]
+    group = b_idx * c + c_idx
+    keep = batched_nms(boxes[b_idx, n_idx], scores[b_idx, c_idx, n_idx], group, iou_threshold)  # score-sorted
+    # Rank of each kept box inside its (image, class) group, to cap it at max_output_boxes_per_class.
+    g = group[keep]
+    by_group = torch.sort(g, stable=True)
+    start = torch.searchsorted(by_group.values, by_group.values)  # first position of each group
+    rank = torch.empty_like(g)
+    rank[by_group.indices] = torch.arange(len(g), device=g.device) - start
+    keep = keep[rank < max_output_boxes_per_class]
+    return torch.stack([b_idx[keep], c_idx[keep], n_idx[keep]], dim=1)
+
+
+@non_max_suppression.register_fake
+def _(boxes: Tensor, scores: Tensor, max_output_boxes_per_class: int, iou_threshold: float, score_threshold: float) -> Tensor:
+    rows = torch.library.get_ctx().new_dynamic_size()  # M depends on the scores
+    return boxes.new_empty((rows, 3), dtype=torch.int64)
+
+
+class NonMaxSuppression(torch.autograd.Function):
+    """:func:`non_max_suppression` with a ``symbolic`` for torch's TorchScript-based ONNX exporter
+    (``torch.export`` traces through ``forward`` to the custom op). Same arguments and result."""
 
     @staticmethod
     def forward(ctx, boxes: Tensor, scores: Tensor, max_output_boxes_per_class: int, iou_threshold: float, score_threshold: float) -> Tensor:  # type: ignore[override]
-        c = scores.shape[1]
-        b_idx, c_idx, n_idx = (scores > score_threshold).nonzero(as_tuple=True)  # candidates [M0]
-        group = b_idx * c + c_idx
-        keep = batched_nms(boxes[b_idx, n_idx], scores[b_idx, c_idx, n_idx], group, iou_threshold)  # score-sorted
-        # Rank of each kept box inside its (image, class) group, to cap it at max_output_boxes_per_class.
-        g = group[keep]
-        by_group = torch.sort(g, stable=True)
-        start = torch.searchsorted(by_group.values, by_group.values)  # first position of each group
-        rank = torch.empty_like(g)
-        rank[by_group.indices] = torch.arange(len(g), device=g.device) - start
-        keep = keep[rank < max_output_boxes_per_class]
-        return torch.stack([b_idx[keep], c_idx[keep], n_idx[keep]], dim=1)
+        return torch.ops.autotimm.non_max_suppression(boxes, scores, max_output_boxes_per_class, iou_threshold, score_threshold)
 
     @staticmethod
     def symbolic(g, boxes, scores, max_output_boxes_per_class: int, iou_threshold: float, score_threshold: float):  # noqa: ANN001

@@ -15,10 +15,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING
 
-from autotimm.drawing import draw_detections, label_name, to_figure, to_pil
+from autotimm.drawing import label_name
+
+if TYPE_CHECKING:  # no torch at import: the torch-free ONNX runtime returns Detections of numpy arrays
+    from torch import Tensor
 
 KEYS: tuple[str, ...] = ("boxes", "scores", "labels")
 
@@ -30,6 +32,10 @@ class Detections(Mapping):
     As a mapping it holds exactly ``boxes``, ``scores`` and ``labels`` (so ``len(r) == 3``, like the
     dict it replaces; the number of detections is ``r.num_detections``).
 
+    The arrays are torch tensors from :meth:`ObjectDetector.predict` and numpy arrays (float32, int64)
+    from :class:`autotimm.export.OnnxDetector`, which runs without torch; everything here works on
+    both (drawing needs torch and torchvision installed).
+
     Attributes:
         boxes: float Tensor[N, 4], x1y1x2y2 in original-image pixels, sorted by score (highest first).
         scores: float Tensor[N] in [0, 1].
@@ -39,7 +45,7 @@ class Detections(Mapping):
         image_size: (height, width) of the original image in pixels.
         frame_index: frame number (from 0) for video frames, else None.
         label_to_category_id: COCO category id of each label for :meth:`to_coco` (default: the label).
-        image: uint8 Tensor[3, H, W] RGB, kept for in-memory images and streamed video frames so
+        image: uint8 Tensor (or array) [3, H, W] RGB, kept for in-memory images and streamed video frames so
             :meth:`plot` can draw them; None for files (re-read on demand, so a folder's results do
             not hold every image in memory).
 
@@ -97,7 +103,9 @@ class Detections(Mapping):
     def pixels(self) -> Tensor:
         """The original image, uint8 Tensor[3, H, W] RGB (re-read from ``image_path`` when not kept)."""
         if self.image is not None:
-            return self.image
+            import torch
+
+            return torch.as_tensor(self.image)
         if self.image_path is None or self.frame_index is not None:
             raise ValueError(
                 "These detections keep no image to draw on: "
@@ -112,6 +120,7 @@ class Detections(Mapping):
              font_size: int | None = None, show_labels: bool = True) -> Tensor:
         """The image with the detections drawn on it, uint8 Tensor[3, H, W] (see :func:`autotimm.drawing.draw_detections`)."""
         from autotimm.data.image_io import load_image
+        from autotimm.drawing import draw_detections
 
         pixels = self.pixels() if image is None else load_image(image)
         if self.image_size is not None and tuple(pixels.shape[-2:]) != tuple(self.image_size):
@@ -138,6 +147,8 @@ class Detections(Mapping):
         """
         if kind not in ("pil", "figure"):
             raise ValueError(f"plot(kind={kind!r}): expected 'pil' or 'figure'.")
+        from autotimm.drawing import to_figure, to_pil
+
         drawn = self.draw(score_thresh, image=image, line_width=line_width, font_size=font_size, show_labels=show_labels)
         if kind == "figure":
             title = None if self.image_path is None else Path(self.image_path).name
@@ -187,11 +198,11 @@ class Detections(Mapping):
             ``[{"image_id", "category_id", "bbox": [x, y, w, h] pixels, "score"}, ...]``.
         """
         mapping = category_ids if category_ids is not None else (self.label_to_category_id or {})
-        xywh = torch.cat([self.boxes[:, :2], self.boxes[:, 2:] - self.boxes[:, :2]], dim=1)  # [N, 4]
+        corner, size = self.boxes[:, :2].tolist(), (self.boxes[:, 2:] - self.boxes[:, :2]).tolist()  # [N, 2] each
         records = []
-        for box, score, label in zip(xywh.tolist(), self.scores.tolist(), self.labels.tolist()):
+        for xy, wh, score, label in zip(corner, size, self.scores.tolist(), self.labels.tolist()):
             records.append({"image_id": int(image_id), "category_id": int(mapping.get(label, label)),
-                            "bbox": [float(v) for v in box], "score": float(score)})
+                            "bbox": [float(v) for v in xy + wh], "score": float(score)})
         return records
 
     def to_fiftyone(self) -> Any:

@@ -25,12 +25,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
-import torch
-from PIL import Image
-from torch import Tensor
+from typing import TYPE_CHECKING
 
-from autotimm.data.image_io import load_image
+import numpy as np
+from PIL import Image
+
+from autotimm.data.image_io import _is_tensor, load_array, load_image
+
+if TYPE_CHECKING:  # no torch at import: the torch-free ONNX runtime reads its sources here too
+    from torch import Tensor
 from autotimm.data.readers.yolo import IMAGE_SUFFIXES
 
 Channels = Literal["rgb", "bgr"]
@@ -46,7 +49,8 @@ class Frame:
     """One image to predict on.
 
     Attributes:
-        image: uint8 Tensor[3, H, W] RGB, original frame.
+        image: uint8 Tensor[3, H, W] RGB, original frame (a uint8 numpy array [3, H, W] from
+            ``frames(as_array=True)``).
         path: the file it came from (the video for a video frame), else None.
         frame_index: frame number in the video, else None.
     """
@@ -68,16 +72,17 @@ class Source:
     video: bool = False
     total: int | None = None
 
-    def frames(self, channels: Channels = "rgb") -> Iterator[Frame]:
-        """The images, one at a time, decoded only when reached."""
+    def frames(self, channels: Channels = "rgb", as_array: bool = False) -> Iterator[Frame]:
+        """The images, one at a time, decoded only when reached; numpy arrays (no torch) with ``as_array``."""
         if self.video:
-            yield from read_video(self.items[0])
+            yield from read_video(self.items[0], as_array=as_array)
             return
+        load = load_array if as_array else load_image
         for item in self.items:
             if isinstance(item, Path):
-                yield Frame(load_image(item), path=str(item))
+                yield Frame(load(item), path=str(item))
             else:
-                yield Frame(load_image(to_rgb(item, channels)))
+                yield Frame(load(to_rgb(item, channels)))
 
 
 def check_channels(channels: Any) -> Channels:
@@ -92,7 +97,7 @@ def to_rgb(image: Any, channels: Channels) -> Any:
         return image
     if isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] >= 3:
         return np.concatenate([image[:, :, 2::-1], image[:, :, 3:]], axis=2)
-    if isinstance(image, Tensor) and image.ndim == 3 and image.shape[0] == 3:
+    if _is_tensor(image) and image.ndim == 3 and image.shape[0] == 3:
         return image.flip(0)
     return image  # greyscale has no channel order; PIL images and files are decoded as RGB
 
@@ -117,9 +122,9 @@ def resolve(source: Any) -> Source:
         return _resolve_path(str(source))
     if isinstance(source, np.ndarray) and source.ndim == 4:  # B x H x W x C
         return Source(list(source), total=len(source))
-    if isinstance(source, Tensor) and source.ndim == 4:  # B x C x H x W
+    if _is_tensor(source) and source.ndim == 4:  # B x C x H x W
         return Source(list(source.unbind(0)), total=source.shape[0])
-    if isinstance(source, (Image.Image, np.ndarray, Tensor)):
+    if isinstance(source, (Image.Image, np.ndarray)) or _is_tensor(source):
         return Source([source], total=1)
     raise TypeError(f"Cannot predict on {type(source).__name__} {repr(source)[:60]}; pass {ACCEPTED}.")
 
@@ -182,8 +187,9 @@ def video_fps(path: str | os.PathLike, default: float = 25.0) -> float:
     return fps if fps > 0 else default
 
 
-def read_video(path: str | os.PathLike) -> Iterator[Frame]:
-    """Decode a video one frame at a time (never the whole video in memory), as RGB uint8 [3, H, W]."""
+def read_video(path: str | os.PathLike, as_array: bool = False) -> Iterator[Frame]:
+    """Decode a video one frame at a time (never the whole video in memory), as RGB uint8 [3, H, W]
+    tensors (numpy arrays with ``as_array``)."""
     cv2 = require_cv2()
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
@@ -194,7 +200,11 @@ def read_video(path: str | os.PathLike) -> Iterator[Frame]:
             ok, bgr = cap.read()  # HxWx3 uint8, BGR
             if not ok:
                 break
-            rgb = torch.from_numpy(np.ascontiguousarray(bgr[:, :, ::-1])).permute(2, 0, 1)  # [3, H, W]
+            rgb = np.ascontiguousarray(bgr[:, :, ::-1]).transpose(2, 0, 1)  # [3, H, W]
+            if not as_array:
+                import torch
+
+                rgb = torch.from_numpy(rgb)
             yield Frame(rgb, path=str(path), frame_index=index)
             index += 1
     finally:

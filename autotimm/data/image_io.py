@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 from PIL import Image, ImageOps
-from torch import Tensor
+
+if TYPE_CHECKING:  # torch is imported by load_image only: load_array serves the torch-free ONNX runtime
+    from torch import Tensor
 
 ImageLike = Any  # str | os.PathLike | PIL.Image.Image | np.ndarray | Tensor
 
@@ -64,16 +68,18 @@ def pil_to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")
 
 
-def load_image(image: ImageLike) -> Tensor:
-    """Load one image as Tensor[3, H, W] uint8 RGB.
+def load_array(image: ImageLike) -> np.ndarray:
+    """Load one image as a uint8 numpy array [3, H, W] RGB (the layout of :func:`load_image`), without torch.
 
     Args:
-        image: a file path, a PIL image, an HxWxC (or HxW) uint8 numpy array, or a CxHxW tensor
-            (uint8 0..255 or float 0..1).
+        image: a file path, a PIL image, or an HxWxC (or HxW) uint8 numpy array; a torch tensor is
+            read with :func:`load_image` (torch is then installed anyway).
 
     Raises:
         ValueError / TypeError naming what was received and what is accepted.
     """
+    if _is_tensor(image):
+        return load_image(image).numpy()
     if isinstance(image, (str, os.PathLike)):
         image = read_pil(image)
     if isinstance(image, Image.Image):
@@ -89,30 +95,50 @@ def load_image(image: ImageLike) -> Tensor:
             raise ValueError(f"A numpy image must be uint8 (0..255); got dtype {image.dtype}.")
         if image.shape[2] == 1:
             image = np.repeat(image, 3, axis=2)
-        image = torch.from_numpy(np.array(image[:, :, :3], copy=True)).permute(2, 0, 1)
-        return image.contiguous()
-    if isinstance(image, Tensor):
-        if image.ndim != 3 or image.shape[0] not in (1, 3):
-            raise ValueError(
-                f"An image tensor must be CxHxW with C in (1, 3); got shape {tuple(image.shape)}."
-            )
-        if image.shape[0] == 1:
-            image = image.expand(3, -1, -1)
-        if image.dtype == torch.uint8:
-            return image.contiguous()
-        if image.is_floating_point():
-            if image.numel() and (image.min() < 0 or image.max() > 1):
-                raise ValueError(
-                    "A float image tensor must hold values in [0, 1] (un-normalised); got range "
-                    f"[{float(image.min()):.3g}, {float(image.max()):.3g}]. Pass raw pixels: "
-                    "predict() applies the model's own normalisation."
-                )
-            return (image * 255).round().to(torch.uint8).contiguous()
-        raise ValueError(f"Image tensor dtype must be uint8 or float; got {image.dtype}.")
+        return np.array(image[:, :, :3], copy=True).transpose(2, 0, 1)  # [3, H, W] view of an HxWx3 copy
     raise TypeError(
         f"Cannot read an image from {type(image).__name__}; pass a path, a PIL image, an HxWxC "
         "uint8 numpy array or a CxHxW tensor."
     )
+
+
+def _is_tensor(value: Any) -> bool:
+    """A torch tensor? (Without importing torch: a tensor exists only where torch was imported.)"""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
+
+
+def load_image(image: ImageLike) -> Tensor:
+    """Load one image as Tensor[3, H, W] uint8 RGB.
+
+    Args:
+        image: a file path, a PIL image, an HxWxC (or HxW) uint8 numpy array, or a CxHxW tensor
+            (uint8 0..255 or float 0..1).
+
+    Raises:
+        ValueError / TypeError naming what was received and what is accepted.
+    """
+    import torch
+
+    if not isinstance(image, torch.Tensor):
+        return torch.from_numpy(load_array(image)).contiguous()
+    if image.ndim != 3 or image.shape[0] not in (1, 3):
+        raise ValueError(
+            f"An image tensor must be CxHxW with C in (1, 3); got shape {tuple(image.shape)}."
+        )
+    if image.shape[0] == 1:
+        image = image.expand(3, -1, -1)
+    if image.dtype == torch.uint8:
+        return image.contiguous()
+    if image.is_floating_point():
+        if image.numel() and (image.min() < 0 or image.max() > 1):
+            raise ValueError(
+                "A float image tensor must hold values in [0, 1] (un-normalised); got range "
+                f"[{float(image.min()):.3g}, {float(image.max()):.3g}]. Pass raw pixels: "
+                "predict() applies the model's own normalisation."
+            )
+        return (image * 255).round().to(torch.uint8).contiguous()
+    raise ValueError(f"Image tensor dtype must be uint8 or float; got {image.dtype}.")
 
 
 _EXIF_ORIENTATION = 0x0112

@@ -1,13 +1,25 @@
-"""Deploy a detector: ONNX export (raw or end-to-end with NMS) and an onnxruntime runner.
+"""Deploy a detector: ONNX export (raw or end-to-end with NMS) and a torch-free onnxruntime runner.
+
+Names load lazily, so ``from autotimm.export import OnnxDetector`` needs only onnxruntime, numpy and
+PIL (no torch); ``export_to_onnx`` imports torch when used.
 
 Example:
-    >>> path = model.to_onnx("detector.onnx", include_postprocess=True)
+    >>> path = model.to_onnx("detector.onnx", include_postprocess=True, dynamic=True)
     >>> from autotimm.export import OnnxDetector
-    >>> OnnxDetector(path).predict("image.jpg")
+    >>> OnnxDetector(path).predict("image.jpg", image_size=416)
 """
 
-from autotimm.export.metadata import ExportMetadata, add_metadata, read_metadata
-from autotimm.export.onnx import export_to_onnx
-from autotimm.export.runtime import OnnxDetector
+from __future__ import annotations
 
-__all__ = ["ExportMetadata", "OnnxDetector", "add_metadata", "export_to_onnx", "read_metadata"]
+from autotimm._lazy import export_lazily
+
+export_lazily(
+    globals(),
+    {
+        "ExportMetadata": "autotimm.export.metadata",
+        "add_metadata": "autotimm.export.metadata",
+        "read_metadata": "autotimm.export.metadata",
+        "export_to_onnx": "autotimm.export.onnx",
+        "OnnxDetector": "autotimm.export.runtime",
+    },
+)

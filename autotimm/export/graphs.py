@@ -11,6 +11,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from autotimm.arch.registry import get_architecture
+from autotimm.ops.points import points_like
 from autotimm.postprocess import PostprocessConfig, detect_padded
 
 INPUT_NAME = "images"
@@ -37,8 +38,8 @@ class RawOutputs(nn.Module):
         self.model = model
 
     def forward(self, images: Tensor) -> tuple[Tensor, ...]:
-        outputs = self.model.raw_outputs(images)  # eager network: no torch.compile, no Python checks
-        return tuple(t for kind in outputs for t in kind)
+        outputs = self.model.raw_outputs(_as_network_dtype(self.model, images))  # eager: no torch.compile, no checks
+        return tuple(t.float() for kind in outputs for t in kind)  # float32 also from a float16 network
 
 
 class EndToEnd(nn.Module):
@@ -62,7 +63,13 @@ class EndToEnd(nn.Module):
         self.config = PostprocessConfig(float(score_thresh), float(nms_thresh), int(max_detections), int(topk_per_level))
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        outputs = self.model.raw_outputs(images)
-        points, _ = self.model.points(outputs)  # constants in the graph: H and W are static
-        image_size = (int(images.shape[-2]), int(images.shape[-1]))  # static: the point grid is baked in
+        outputs = self.model.raw_outputs(_as_network_dtype(self.model, images))  # decode casts them to float32
+        points = points_like(outputs[0], self.model.strides)  # [P, 2] from the maps' sizes: dynamic H, W work
+        image_size = (images.shape[-2], images.shape[-1])  # graph values when H and W are dynamic
         return detect_padded(self.model.detection_head, outputs, points, image_size, self.config)
+
+
+def _as_network_dtype(model: nn.Module, images: Tensor) -> Tensor:
+    """The float32 input cast to the network's dtype (a Cast node in a ``half=True`` graph)."""
+    dtype = next(model.parameters()).dtype
+    return images if images.dtype == dtype else images.to(dtype)

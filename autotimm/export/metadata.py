@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,14 @@ class ExportMetadata:
         output_names: names of the graph's outputs, in order.
         label_to_category_id: map from contiguous labels to the dataset's category ids, if known.
         autotimm_version: version of autotimm that wrote the file.
+        dynamic: the input's H and W are dynamic (any multiple of ``size_multiple``); ``input_size``
+            is then the default size.
+        size_multiple: H and W must be multiples of this (the backbone's deepest stride).
+        precision: "fp32", or "fp16" for a float16 network (inputs and outputs stay float32).
+        exporter: "dynamo" (torch.export-based) or "torchscript", whichever wrote a matching graph.
+
+    Files written before the last four fields existed read them as their defaults (a fixed-size
+    float32 graph from the TorchScript exporter).
     """
 
     detection_arch: str
@@ -49,6 +57,10 @@ class ExportMetadata:
     output_names: list[str]
     label_to_category_id: dict[str, int] | None
     autotimm_version: str
+    dynamic: bool = False
+    size_multiple: int = 0  # 0: unknown (older files); the largest stride applies
+    precision: str = "fp32"
+    exporter: str = "torchscript"
 
     def to_props(self) -> dict[str, str]:
         """``{"autotimm.<field>": json}`` for ``onnx.ModelProto.metadata_props``."""
@@ -57,13 +69,13 @@ class ExportMetadata:
     @classmethod
     def from_props(cls, props: dict[str, str], source: str = "the ONNX file") -> "ExportMetadata":
         """Read the fields back; a file not written by autotimm fails with a clear message."""
-        missing = [f.name for f in fields(cls) if PREFIX + f.name not in props]
+        missing = [f.name for f in fields(cls) if PREFIX + f.name not in props and f.default is MISSING]
         if missing:
             raise ValueError(
                 f"{source} lacks autotimm metadata {missing}; export it with model.to_onnx() or "
                 "`python -m autotimm.export` so that it carries its preprocessing and class names."
             )
-        values: dict[str, Any] = {f.name: json.loads(props[PREFIX + f.name]) for f in fields(cls)}
+        values: dict[str, Any] = {f.name: json.loads(props[PREFIX + f.name]) for f in fields(cls) if PREFIX + f.name in props}
         return cls(**values)
 
 

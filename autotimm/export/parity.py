@@ -46,36 +46,53 @@ class ParityReport:
         )
 
 
+def pair_detections(
+    a: Sequence[dict[str, Tensor]], b: Sequence[dict[str, Tensor]], box_tol: float = 1e-2, score_tol: float = 1e-4
+) -> tuple[int, int, int, float, float]:
+    """Pair two lists of per-image detections, independent of the order of tied scores.
+
+    Each detection of ``a`` is paired with an unused one of ``b`` with the same label, a score within
+    ``score_tol`` and every box coordinate within ``box_tol``, best score first. Values may be tensors
+    or numpy arrays.
+
+    Returns:
+        (pairs found, detections of ``a``, detections of ``b``, max box diff, max score diff over the pairs).
+    """
+    pairs = total_a = total_b = 0
+    box_diff = score_diff = 0.0
+    for da, db in zip(a, b):
+        ba, bb = torch.as_tensor(da["boxes"]).float(), torch.as_tensor(db["boxes"]).float()
+        sa, sb = torch.as_tensor(da["scores"]).float(), torch.as_tensor(db["scores"]).float()
+        la, lb = torch.as_tensor(da["labels"]), torch.as_tensor(db["labels"])
+        total_a, total_b = total_a + len(sa), total_b + len(sb)
+        boxes = (ba[:, None] - bb[None]).abs().amax(-1) if len(sa) and len(sb) else torch.zeros(len(sa), len(sb))  # [Na, Nb]
+        scores = (sa[:, None] - sb[None]).abs()  # [Na, Nb]
+        same = (la[:, None] == lb[None]) & (boxes <= box_tol) & (scores <= score_tol)
+        used = torch.zeros(len(sb), dtype=torch.bool)
+        for i in torch.argsort(sa, descending=True).tolist():  # a few hundred at most
+            free = (same[i] & ~used).nonzero()
+            if not len(free):
+                continue
+            j = int(free[scores[i, free[:, 0]].argmin(), 0])
+            used[j] = True
+            pairs += 1
+            box_diff, score_diff = max(box_diff, float(boxes[i, j])), max(score_diff, float(scores[i, j]))
+    return pairs, total_a, total_b, box_diff, score_diff
+
+
 def match_detections(
     a: Sequence[dict[str, Tensor]], b: Sequence[dict[str, Tensor]], box_tol: float = 1e-2, score_tol: float = 1e-4
 ) -> tuple[bool, float, float]:
-    """Whether two lists of per-image detections agree, independent of the order of tied scores.
-
-    Each detection of ``a`` is paired with an unused one of ``b`` with the same label, a score within
-    ``score_tol`` and every box coordinate within ``box_tol``, best score first.
+    """Whether two lists of per-image detections agree one to one (see :func:`pair_detections`).
 
     Returns:
         (all images pair up one to one, max box diff, max score diff over the pairs found).
     """
     if len(a) != len(b):
         return False, float("inf"), float("inf")
-    ok, box_diff, score_diff = True, 0.0, 0.0
-    for da, db in zip(a, b):
-        if len(da["scores"]) != len(db["scores"]):
-            ok = False
-        boxes = (da["boxes"].float()[:, None] - db["boxes"].float()[None]).abs().amax(-1)  # [Na, Nb]
-        scores = (da["scores"].float()[:, None] - db["scores"].float()[None]).abs()  # [Na, Nb]
-        same = (da["labels"][:, None] == db["labels"][None]) & (boxes <= box_tol) & (scores <= score_tol)
-        used = torch.zeros(len(db["scores"]), dtype=torch.bool)
-        for i in torch.argsort(da["scores"], descending=True).tolist():  # a few hundred at most
-            free = (same[i] & ~used).nonzero()
-            if not len(free):
-                ok = False
-                continue
-            j = int(free[scores[i, free[:, 0]].argmin(), 0])
-            used[j] = True
-            box_diff, score_diff = max(box_diff, float(boxes[i, j])), max(score_diff, float(scores[i, j]))
-    return ok, box_diff, score_diff
+    ok = all(len(da["scores"]) == len(db["scores"]) for da, db in zip(a, b))
+    pairs, total_a, total_b, box_diff, score_diff = pair_detections(a, b, box_tol, score_tol)
+    return ok and pairs == total_a == total_b, box_diff, score_diff
 
 
 @torch.no_grad()

@@ -39,7 +39,7 @@ class ExtraLevels(ExtraFPNBlock):
         # These maps are tiny, so fp32 costs nothing here; and in bf16 a stride-2 conv on a 1x1 map (P7
         # of a small image) gets a garbage weight gradient from oneDNN (seen with torch 2.14: 1e28 / NaN).
         with torch.autocast(level.device.type, enabled=False):
-            level = level.float()
+            level = level.to(self.convs[0].weight.dtype)  # float32 (also under autocast); float16 in a half() export
             for i, conv in enumerate(self.convs):
                 level = conv(F.relu(level) if i else level)  # FCOS: P6 from P5, ReLU before P7
                 results.append(level)

@@ -11,7 +11,7 @@ traces for ONNX; nothing here imports the rest of autotimm.
 
 from autotimm.ops.boxes import aligned_box_iou, batched_box_iou, clip_boxes
 from autotimm.ops.coders import DistanceCoder, OffsetLogSizeCoder
-from autotimm.ops.points import flatten_levels, level_sizes, make_points, point_strides
+from autotimm.ops.points import flatten_levels, level_sizes, make_points, point_strides, points_like
 from autotimm.ops.targets import PaddedTargets
 
 __all__ = [
@@ -25,4 +25,5 @@ __all__ = [
     "level_sizes",
     "make_points",
     "point_strides",
+    "points_like",
 ]
