@@ -5,7 +5,7 @@ It sits beside the ``autotimm`` command rather than inside :mod:`autotimm.export
 keeps the import graph free of cycles.
 
 Example:
-    python -m autotimm.export --checkpoint runs/best.ckpt --output detector.onnx --image-size 640 --e2e
+    python -m autotimm.export --checkpoint runs/best.ckpt --output detector.onnx --image-size 320 --e2e --dynamic
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from typing import Any, Sequence
 
 import torch
 
+from autotimm.export.metadata import read_metadata
+from autotimm.export.onnx import DEFAULT_OPSET
 from autotimm.export.parity import check_parity
 
 
@@ -29,9 +31,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--checkpoint", required=True, help="Lightning .ckpt written while training an ObjectDetector.")
     parser.add_argument("--output", required=True, help="path of the .onnx file to write.")
-    parser.add_argument("--image-size", type=int, default=None, help="square input size; default: the training size (else 640).")
+    parser.add_argument("--image-size", type=int, default=None,
+                        help="square input size, a multiple of 32 (the backbone's stride); default: the training size (else 640).")
     parser.add_argument("--e2e", action="store_true", help="put decode + NMS in the graph (outputs boxes/scores/labels/num_detections).")
-    parser.add_argument("--opset", type=int, default=17, help="ONNX opset, 11 to 20 (default 17).")
+    parser.add_argument("--dynamic", action="store_true", help="dynamic height and width: one file for any multiple of 32.")
+    parser.add_argument("--half", action="store_true", help="float16 network (for GPU execution providers); inputs and outputs stay float32.")
+    parser.add_argument("--check-sizes", type=int, nargs="*", default=None,
+                        help="sizes for the parity check of a --dynamic file; default: the export size, 320, 416 and 640.")
+    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset, 11 to 20 (default {DEFAULT_OPSET}).")
     parser.add_argument("--score-thresh", type=float, default=None, help="score threshold; default: the model's.")
     parser.add_argument("--nms-thresh", type=float, default=None, help="NMS IoU threshold; default: the model's.")
     parser.add_argument("--max-detections", type=int, default=None, help="detections per image; default: the model's.")
@@ -85,21 +92,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     model = load_detector(args.checkpoint)
     size = model.resolved_image_size(args.image_size)
     post = dict(score_thresh=args.score_thresh, nms_thresh=args.nms_thresh, max_detections=args.max_detections)
-    path = model.to_onnx(args.output, opset_version=args.opset, image_size=size, include_postprocess=args.e2e, **post)
+    path = model.to_onnx(args.output, opset_version=args.opset, image_size=size, include_postprocess=args.e2e,
+                         dynamic=args.dynamic, half=args.half, **post)
+    meta = read_metadata(path)
     mb = Path(path).stat().st_size / 2**20
     kind = "end-to-end (decode + NMS inside)" if args.e2e else "raw per-level outputs"
-    print(f"wrote {path} ({mb:.1f} MiB, {kind}, input [B, 3, {size}, {size}], opset {args.opset})")
+    shape = f"[B, 3, H, W] (H, W multiples of {meta.size_multiple}; default {size})" if args.dynamic else f"[B, 3, {size}, {size}]"
+    print(f"wrote {path} ({mb:.1f} MiB, {kind}, {meta.precision}, input {shape}, opset {args.opset}, {meta.exporter} exporter)")
     if args.no_check:
         return 0
-    images = parity_images(model, size, args.images)
+    sizes = [size]
+    if args.dynamic:
+        sizes = args.check_sizes or sorted({size, 320, 416, 640})
+    ok = True
     with tempfile.TemporaryDirectory() as tmp:
-        raw_path = model.to_onnx(str(Path(tmp) / "raw.onnx"), opset_version=args.opset, image_size=size, **post) if args.e2e else None
-        report = check_parity(model, path, images, raw_onnx_path=raw_path)
-    print(f"parity check on {images.shape[0]} images:")
-    print(report)
-    if report.num_detections == (0, 0):
-        print("note: no detections on these images, so only the raw outputs were compared; pass --images with real photos.")
-    if not report.ok():
+        raw_path = None
+        if args.e2e and not args.dynamic:  # the raw maps too, from a raw file at the same size
+            raw_path = model.to_onnx(str(Path(tmp) / "raw.onnx"), opset_version=args.opset, image_size=size, half=args.half, **post)
+        for check_size in sizes:
+            images = parity_images(model, check_size, args.images)
+            report = check_parity(model, path, images, raw_onnx_path=raw_path if check_size == size else None)
+            print(f"parity check on {images.shape[0]} images at {check_size}x{check_size} ({meta.precision}):")
+            print(report)
+            ok = ok and report.ok(raw_tol=5e-2 if args.half else 1e-3)
+            if report.num_detections == (0, 0):
+                print("note: no detections on these images, so only the raw outputs were compared; pass --images with real photos.")
+    if not ok:
         print("PARITY CHECK FAILED: the ONNX file does not reproduce the PyTorch model.", file=sys.stderr)
         return 1
     return 0

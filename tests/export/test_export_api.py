@@ -72,7 +72,7 @@ def test_metadata_carries_preprocessing_and_classes(resnet_detector, tmp_path):
         strides=[8, 16, 32, 64, 128], input_size=[128, 128], mean=list(config["mean"]), std=list(config["std"]),
         pad_value=114, score_thresh=0.3, nms_thresh=0.6, max_detections=7, topk_per_level=1000,
         output_names=["boxes", "scores", "labels", "num_detections"], label_to_category_id={"0": 1, "1": 3, "2": 7},
-        autotimm_version=meta.autotimm_version,
+        autotimm_version=meta.autotimm_version, dynamic=False, size_multiple=32, precision="fp32", exporter=meta.exporter,
     )
     assert meta.mean == pytest.approx([0.485, 0.456, 0.406]) and meta.std == pytest.approx([0.229, 0.224, 0.225])  # timm resnet18
     detector = OnnxDetector(path)
@@ -125,27 +125,46 @@ def test_export_to_onnx_is_what_to_onnx_calls(resnet_detector, tmp_path):
 
 
 # ---------------------------------------------------------------- bad input
-def test_size_not_a_multiple_of_the_largest_stride(resnet_detector, tmp_path):
-    with pytest.raises(ValueError, match=r"224 x 224.*multiples of the largest stride 128.*use 256 x 256"):
-        resnet_detector.to_onnx(str(tmp_path / "m.onnx"), example_input=torch.zeros(1, 3, 224, 224))
-    with pytest.raises(ValueError, match=r"image_size=200.*multiples of the largest stride 128.*image_size=256"):
+def test_size_not_a_multiple_of_the_backbone_stride(resnet_detector, tmp_path):
+    with pytest.raises(ValueError, match=r"230 x 230.*multiples of 32, the backbone's deepest stride.*valid sizes near it: 160, 192, 224, 256, 288.*use 256 x 256"):
+        resnet_detector.to_onnx(str(tmp_path / "m.onnx"), example_input=torch.zeros(1, 3, 230, 230))
+    with pytest.raises(ValueError, match=r"image_size=200.*multiples of 32.*image_size=224"):
         resnet_detector.to_onnx(str(tmp_path / "m.onnx"), image_size=200)
-    with pytest.raises(ValueError, match=r"128 x 192.*use 128 x 256"):
-        resnet_detector.to_onnx(str(tmp_path / "m.onnx"), example_input=torch.zeros(1, 3, 128, 192))
+    with pytest.raises(ValueError, match=r"128 x 200.*use 128 x 224"):
+        resnet_detector.to_onnx(str(tmp_path / "m.onnx"), example_input=torch.zeros(1, 3, 128, 200))
     assert not os.listdir(tmp_path)  # nothing written
 
 
 @pytest.mark.parametrize("opset", [9, 10, 21])
 def test_opset_outside_the_supported_range(resnet_detector, tmp_path, opset):
-    with pytest.raises(ValueError, match=rf"opset_version={opset} is not supported.*11 to 20.*NonMaxSuppression.*opset_version=17"):
+    with pytest.raises(ValueError, match=rf"opset_version={opset} is not supported.*11 to 20.*NonMaxSuppression.*opset_version=18"):
         resnet_detector.to_onnx(str(tmp_path / "m.onnx"), opset_version=opset, image_size=128, include_postprocess=True)
 
 
 def test_lowest_supported_opset_exports_nms(resnet_detector, tmp_path):
-    path = resnet_detector.to_onnx(str(tmp_path / "m.onnx"), opset_version=11, image_size=128, include_postprocess=True)
+    path = resnet_detector.to_onnx(str(tmp_path / "m.onnx"), opset_version=11, image_size=128, include_postprocess=True, exporter="torchscript")
     proto = onnx.load(path)
     assert proto.opset_import[0].version == 11
     assert "NonMaxSuppression" in {n.op_type for n in proto.graph.node}
+    assert read_metadata(path).exporter == "torchscript"
+
+
+def test_default_exporter_is_torch_export_and_falls_back_with_a_reason(resnet_detector, tmp_path, monkeypatch):
+    path = resnet_detector.to_onnx(str(tmp_path / "d.onnx"), image_size=128, include_postprocess=True)
+    assert read_metadata(path).exporter == "dynamo"
+    assert "NonMaxSuppression" in {n.op_type for n in onnx.load(path).graph.node}  # the custom op, translated
+
+    import autotimm.export.onnx as exporting
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("simulated torch.export failure")
+
+    monkeypatch.setattr(exporting, "_export_dynamo", broken)
+    with pytest.warns(UserWarning, match=r"torch.export-based exporter failed \(RuntimeError: simulated torch.export failure\).*TorchScript-based exporter"):
+        path = resnet_detector.to_onnx(str(tmp_path / "t.onnx"), image_size=128, include_postprocess=True)
+    assert read_metadata(path).exporter == "torchscript"
+    with pytest.raises(RuntimeError, match=r"simulated torch.export failure.*exporter='torchscript'"):
+        resnet_detector.to_onnx(str(tmp_path / "x.onnx"), image_size=128, exporter="dynamo")
 
 
 @pytest.mark.parametrize(
@@ -166,8 +185,12 @@ def test_bad_dynamic_axes_and_postprocess_settings(resnet_detector, tmp_path):
     target = str(tmp_path / "m.onnx")
     with pytest.raises(ValueError, match=r"dynamic_axes names \['image'\] are not inputs or outputs.*'images'"):
         resnet_detector.to_onnx(target, image_size=128, dynamic_axes={"image": {0: "b"}})
-    with pytest.raises(ValueError, match=r"\{'images': \[2, 3\]\}.*only axis 0 \(batch\)"):
-        resnet_detector.to_onnx(target, image_size=128, include_postprocess=True, dynamic_axes={"images": {0: "b", 2: "h", 3: "w"}})
+    with pytest.raises(ValueError, match=r"\{'boxes': \[1\]\}.*only their axis 0 \(batch\).*dynamic=True"):
+        resnet_detector.to_onnx(target, image_size=128, include_postprocess=True, dynamic_axes={"boxes": {0: "b", 1: "k"}})
+    with pytest.raises(ValueError, match=r"exporter='onnx': expected one of \['auto', 'dynamo', 'torchscript'\]"):
+        resnet_detector.to_onnx(target, image_size=128, exporter="onnx")
+    with pytest.raises(ValueError, match=r"half='yes': expected True or False"):
+        resnet_detector.to_onnx(target, image_size=128, half="yes")
     with pytest.raises(ValueError, match=r"score_thresh=1.5: expected a float in \[0, 1\)"):
         resnet_detector.to_onnx(target, image_size=128, include_postprocess=True, score_thresh=1.5)
     with pytest.raises(ValueError, match=r"nms_thresh=0.0: expected a float in \(0, 1\]"):

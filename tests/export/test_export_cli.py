@@ -55,8 +55,8 @@ def test_main_exports_and_reports_parity(checkpoint, tmp_path, capsys, e2e):
     assert main(argv) == 0
     text = capsys.readouterr().out
     kind = "end-to-end (decode + NMS inside)" if e2e else "raw per-level outputs"
-    assert f"wrote {out} (" in text and f"{kind}, input [B, 3, 128, 128], opset 17)" in text  # training size by default
-    assert "parity check on 2 images:" in text and "detections: match" in text
+    assert f"wrote {out} (" in text and f"{kind}, fp32, input [B, 3, 128, 128], opset 18, " in text  # training size by default
+    assert "parity check on 2 images at 128x128 (fp32):" in text and "detections at 128x128: match" in text
     raw_diff = float(text.split("raw outputs: max abs diff ")[1].split()[0])
     assert raw_diff < 1e-4
     meta = read_metadata(out)
@@ -72,7 +72,7 @@ def test_main_image_size_and_images(checkpoint, tmp_path, capsys):
     out = tmp_path / "d.onnx"
     assert main(["--checkpoint", str(checkpoint[0]), "--output", str(out), "--image-size", "256", "--images", str(image)]) == 0
     text = capsys.readouterr().out
-    assert "input [B, 3, 256, 256]" in text and "parity check on 1 images:" in text
+    assert "input [B, 3, 256, 256]" in text and "parity check on 1 images at 256x256" in text
     assert main(["--checkpoint", str(checkpoint[0]), "--output", str(out), "--no-check"]) == 0
     assert "parity" not in capsys.readouterr().out
 
@@ -83,7 +83,7 @@ def test_bad_arguments(checkpoint, tmp_path):
     torch.save({"state_dict": {}}, tmp_path / "bare.ckpt")
     with pytest.raises(ValueError, match=r"bare.ckpt' has no ObjectDetector hyperparameters \(keys: \['state_dict'\]\)"):
         main(["--checkpoint", str(tmp_path / "bare.ckpt"), "--output", str(tmp_path / "x.onnx")])
-    with pytest.raises(ValueError, match=r"image_size=200.*multiples of the largest stride 128"):
+    with pytest.raises(ValueError, match=r"image_size=200.*multiples of 32"):
         main(["--checkpoint", str(checkpoint[0]), "--output", str(tmp_path / "x.onnx"), "--image-size", "200"])
     with pytest.raises(SystemExit):
         main(["--output", "x.onnx"])  # --checkpoint is required
@@ -93,3 +93,17 @@ def test_python_dash_m_entry_point():
     result = subprocess.run([sys.executable, "-m", "autotimm.export", "--help"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0
     assert "usage: python -m autotimm.export" in result.stdout and "--e2e" in result.stdout and "--image-size" in result.stdout
+    assert "--dynamic" in result.stdout and "--half" in result.stdout
+
+
+def test_main_dynamic_end_to_end_reports_every_size(checkpoint, tmp_path, capsys):
+    out = tmp_path / "dyn.onnx"
+    argv = ["--checkpoint", str(checkpoint[0]), "--output", str(out), "--e2e", "--dynamic", "--check-sizes", "128", "160", "--score-thresh", "0.1"]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "input [B, 3, H, W] (H, W multiples of 32; default 128)" in text
+    for size in (128, 160):
+        line = text.split(f"detections at {size}x{size}: ")[1].splitlines()[0]
+        assert line.startswith("match (eager ") and ", matched " in line and "max box diff" in line and "max score diff" in line
+    meta = read_metadata(out)
+    assert meta.dynamic and meta.end_to_end and meta.precision == "fp32"

@@ -141,6 +141,8 @@ def test_05_export_onnx(tmp_path: Path) -> None:
     for key in ("torch_fp32_ms", "onnx_raw_ms", "onnx_e2e_ms"):
         assert float(values[key]) > 0
     assert "differs from the nms_thresh=0.5 baked into the end-to-end graph" in text
+    assert int(values["torch_free_dets"]) == int(values["in_process_dets"]) > 0  # torch unimportable, same detections
+    assert "torch-free run at 128 px" in text and "torch-free run at 192 px" in text  # training size, and another (dynamic)
     export = tmp_path / "runs" / "export"
     assert (export / "detector_raw.onnx").stat().st_size > 0
     assert (export / "detector_e2e.onnx").stat().st_size > 0

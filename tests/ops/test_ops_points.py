@@ -2,7 +2,7 @@
 
 import torch
 
-from autotimm.ops.points import flatten_levels, level_sizes, make_points, point_strides
+from autotimm.ops.points import flatten_levels, level_sizes, make_points, point_strides, points_like
 
 
 def test_points_are_cell_centres():
@@ -18,3 +18,12 @@ def test_strides_and_flattening_follow_the_point_order():
     flat = flatten_levels(maps)  # [B, P, C]
     assert flat.shape == (2, 7, 1)
     assert flat[1, :, 0].tolist() == [6.0, 7.0, 8.0, 9.0, 10.0, 11.0, -1.0]  # row-major, then the next level
+
+
+def test_points_like_equals_make_points_and_follows_the_maps():
+    maps = [torch.zeros(2, 5, 3, 4), torch.zeros(2, 5, 2, 2), torch.zeros(2, 5, 1, 1)]
+    expected, _ = make_points([(3, 4), (2, 2), (1, 1)], (8, 16, 32))
+    got = points_like(maps, (8, 16, 32))
+    assert torch.equal(got, expected)
+    assert got[:5].tolist() == [[4.0, 4.0], [12.0, 4.0], [20.0, 4.0], [28.0, 4.0], [4.0, 12.0]]  # row-major, x first
+    assert points_like([torch.zeros(1, 1, 1, 2)], (8,)).tolist() == [[4.0, 4.0], [12.0, 4.0]]
