@@ -195,8 +195,15 @@ def _export(
 def _export_dynamo(wrapper: nn.Module, example: Tensor, path: Path, output_names: list[str], opset_version: int,
                    axes: dict[str, dict[int, str]]) -> None:
     dims = {axis: torch.export.Dim.DYNAMIC for axis in axes.get(INPUT_NAME, {})}
+    # torch.export specialises axes of size 1 (and what is computed from them): trace a batch of 2, and
+    # with dynamic H/W a size whose coarsest level is at least 2x2 (at 128 px P7 is 1x1, and a graph
+    # traced there fails at other sizes; the check below would catch it and fall back).
     if 0 in dims and example.shape[0] == 1:
-        example = example.expand(2, -1, -1, -1)  # torch.export specialises size-1 axes: trace a batch of 2
+        example = example.expand(2, -1, -1, -1)
+    coarsest = max(wrapper.model.strides)
+    if {2, 3} & set(dims) and min(example.shape[-2:]) <= coarsest:
+        h, w = (max(s, 2 * coarsest) if axis in dims else s for axis, s in ((2, example.shape[-2]), (3, example.shape[-1])))
+        example = torch.zeros(example.shape[0], 3, h, w, dtype=example.dtype, device=example.device)
     torch.onnx.export(
         wrapper,
         (example,),
