@@ -380,7 +380,7 @@ def _example_input(model: nn.Module, example_input: Tensor | None, image_size: i
     h, w = example.shape[-2:]
     if h % multiple or w % multiple:
         fix_h, fix_w = (-(-s // multiple) * multiple for s in (h, w))
-        valid = ", ".join(str(multiple * k) for k in range(max(1, fix_h // multiple - 2), fix_h // multiple + 3))
+        valid = ", ".join(str(multiple * k) for k in range(max(1, fix_h // multiple - 3), fix_h // multiple + 2))  # around H
         raise ValueError(
             f"{where} gives an input of H x W = {h} x {w}, but H and W must be multiples of {multiple}, the "
             f"backbone's deepest stride (pyramid strides {tuple(model.strides)}), so that its feature maps tile "
