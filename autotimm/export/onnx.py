@@ -353,7 +353,7 @@ def _check_opset(opset_version: int) -> None:
             f"opset_version={opset_version!r} is not supported: autotimm exports with opsets "
             f"{MIN_OPSET} to {MAX_OPSET} (opset {MIN_OPSET} is the first with the Resize, ScatterND and "
             "TopK forms these graphs use, including the end-to-end graph's NonMaxSuppression). "
-            "Pass opset_version=17 (the default)."
+            f"Pass opset_version={DEFAULT_OPSET} (the default)."
         )
 
 
