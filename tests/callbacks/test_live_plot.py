@@ -76,8 +76,8 @@ def test_tiny_fit_writes_png_and_fills_history(tmp_path):
     for v in h["loss"][1:]:
         expected_ema.append(0.5 * expected_ema[-1] + 0.5 * v)
     assert h["loss_ema"] == pytest.approx(expected_ema)
-    # Default cosine schedule over 2 epochs, stepping per epoch: 1e-4 in epoch 0, 1e-4 * (1 + cos(pi/2)) / 2 in epoch 1.
-    assert h["lr"] == pytest.approx([1e-4] * 3 + [5e-5] * 3)
+    # Default cosine schedule over 2 epochs, stepping per optimizer step (6 steps): 1e-4 * (1 + cos(pi k / 6)) / 2.
+    assert h["lr"] == pytest.approx([1e-4, 9.330127e-5, 7.5e-5, 5e-5, 2.5e-5, 6.698730e-6], rel=1e-6)
     assert h["val_epoch"] == [0.0, 1.0] and h["val_step"] == [3.0, 6.0]
     assert h["val_metric"][-1] == pytest.approx(float(trainer.callback_metrics["val/mAP"]))
     assert h["val_loss"][-1] == pytest.approx(float(trainer.callback_metrics["val/loss"]))
