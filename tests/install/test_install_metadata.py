@@ -54,7 +54,7 @@ def test_dependencies_are_ranges_with_lower_bounds_not_pins():
 
 def test_extras_say_what_they_are():
     extras = {k: {canonical(Requirement(r).name) for r in v} for k, v in PROJECT["optional-dependencies"].items()}
-    assert extras["onnx"] == {"onnx", "onnxruntime"}
+    assert extras["onnx"] == {"onnx", "onnxruntime", "onnxscript"}  # onnxscript: torch.export-based exporter
     assert {"jupyterlab", "ipywidgets", "ipykernel"} <= extras["notebooks"]
     assert not extras["notebooks"] & {"nbclient", "voila", "pytest", "websocket-client"}
     assert {"nbclient", "nbformat", "voila", "websocket-client", "psutil", "pytest", "packaging"} <= extras["dev"]
