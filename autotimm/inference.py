@@ -122,14 +122,20 @@ def run_tiled(
                                    desc=Path(path).name if path else "tiles")
             else:
                 det = detect_images([reader.crop(torch.tensor([0, 0, reader.width, reader.height]))])[0]
-            keep_image = path is None or (frame_index is not None and keep_video_frames)
+            keep = _keeps_image(path, frame_index, keep_video_frames)
             yield Detections(
                 det["boxes"], det["scores"], det["labels"], names=names, image_path=path,
                 image_size=(reader.height, reader.width), frame_index=frame_index,
-                label_to_category_id=label_to_category_id, image=reader.image() if keep_image else None,
+                label_to_category_id=label_to_category_id, image=reader.image() if keep else None,
             )
         finally:
             reader.close()
+
+
+def _keeps_image(path: str | None, frame_index: int | None, keep_video_frames: bool) -> bool:
+    """Whether a result holds its image's pixels: in-memory images always (nothing to reload them
+    from), video frames when streaming asks for them, files never (``Detections.image()`` re-reads the file)."""
+    return path is None or (frame_index is not None and keep_video_frames)
 
 
 def _tiled_items(source: Source, channels: Channels) -> Iterator[tuple[Any, str | None, int | None]]:
@@ -186,11 +192,11 @@ def run_source(
     with tqdm(total=source.total, disable=not show, desc="predict", unit="img") as bar:
         for batch in _batches(source.frames(channels, as_array=as_array), batch_size):
             for frame, det in zip(batch, detect_batch([f.image for f in batch])):
-                keep_image = frame.path is None or (frame.frame_index is not None and keep_video_frames)
+                keep = _keeps_image(frame.path, frame.frame_index, keep_video_frames)
                 yield Detections(
                     det["boxes"], det["scores"], det["labels"], names=names, image_path=frame.path,
                     image_size=tuple(frame.image.shape[-2:]), frame_index=frame.frame_index,
-                    label_to_category_id=label_to_category_id, image=frame.image if keep_image else None,
+                    label_to_category_id=label_to_category_id, image=frame.image if keep else None,
                 )
             bar.update(len(batch))
 
