@@ -15,7 +15,10 @@ while the accuracy curve is deterministic and can be produced anywhere:
 
     python -m benchmarks.time_to_accuracy accuracy --out tta_accuracy.json
     python -m benchmarks.time_to_accuracy timing --out tta_timing.json
-    python -m benchmarks.time_to_accuracy table tta_accuracy.json tta_timing.json
+    python -m benchmarks.time_to_accuracy table --accuracy tta_accuracy.json --timing tta_timing.json
+
+Ultralytics' YOLOv8n/s join the table through :mod:`benchmarks.ultralytics_baseline`, which writes
+the same two files' format (pass them after autotimm's to ``--accuracy`` / ``--timing``).
 
 Every config is built with ``pretrained=False`` (from scratch, as the issue measures; model hubs
 are not needed).
@@ -227,7 +230,8 @@ def make_table(accuracy: dict[str, Any], timing: dict[str, Any], budgets: list[f
     for name in names:
         curve, s = accuracy[name]["curve"], timing[name]["s_per_step"]
         trained = accuracy[name]["epochs"] * accuracy[name]["steps_per_epoch"]
-        cells = [name, f"{s:.3f}", f"{timing[name]['infer_ms_per_image']:.1f}"]
+        infer = timing[name].get("infer_ms_per_image")
+        cells = [name, f"{s:.3f}", "-" if infer is None else f"{infer:.1f}"]
         for b in budgets:
             steps = b * 60 / s
             row = budget_map(curve, steps)
@@ -258,9 +262,9 @@ def main(argv: list[str] | None = None) -> None:
     tim.add_argument("--rounds", type=int, default=3)
     tim.add_argument("--num-workers", type=int, default=None, help="loader workers (default: the data module's)")
     tim.add_argument("--out", type=Path, required=True)
-    tab = sub.add_parser("table", help="combine both JSON files into the markdown table")
-    tab.add_argument("accuracy", type=Path)
-    tab.add_argument("timing", type=Path)
+    tab = sub.add_parser("table", help="combine accuracy and timing JSON files into the markdown table")
+    tab.add_argument("--accuracy", type=Path, nargs="+", required=True, help="accuracy files (also benchmarks.ultralytics_baseline's)")
+    tab.add_argument("--timing", type=Path, nargs="+", required=True, help="timing files, the same configs")
     tab.add_argument("--budgets", type=float, nargs="+", default=[1, 2, 4, 8], help="minutes")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
@@ -292,9 +296,12 @@ def main(argv: list[str] | None = None) -> None:
             if not name.startswith("_"):
                 print(f"{name:16s} {r['s_per_step']:.3f} s/step  {r['infer_ms_per_image']:.1f} ms/image")
     else:
-        accuracy = json.loads(args.accuracy.read_text())
-        timing = json.loads(args.timing.read_text())
-        accuracy = {k: v for k, v in accuracy.items() if isinstance(v, dict)}
+        accuracy: dict[str, Any] = {}
+        timing: dict[str, Any] = {}
+        for path in args.accuracy:
+            accuracy |= {k: v for k, v in json.loads(path.read_text()).items() if isinstance(v, dict) and "curve" in v}
+        for path in args.timing:
+            timing |= {k: v for k, v in json.loads(path.read_text()).items() if not k.startswith("_")}
         print(make_table(accuracy, timing, args.budgets))
 
 

@@ -51,9 +51,15 @@ def test_table_reads_budgets_through_each_configs_step_time():
 def test_table_command_combines_the_two_files(tmp_path, capsys):
     (tmp_path / "a.json").write_text(json.dumps({"image_size": 256, "nano": {"epochs": 3, "steps_per_epoch": 20, "curve": CURVE}}))
     (tmp_path / "t.json").write_text(json.dumps({"nano": {"s_per_step": 0.5, "infer_ms_per_image": 4.0}, "_machine": {}}))
-    main(["table", str(tmp_path / "a.json"), str(tmp_path / "t.json"), "--budgets", "0.25"])
-    out = capsys.readouterr().out
-    assert "| nano | 0.500 | 4.0 | 0.100 / 0.300 (step 20) | 0.250 / 0.600 |" in out  # 0.25 min = 30 steps -> step 20
+    (tmp_path / "u.json").write_text(json.dumps({"yolov8n": {"epochs": 2, "steps_per_epoch": 20, "curve": CURVE[:2]}, "seed": 0}))
+    (tmp_path / "v.json").write_text(json.dumps({"yolov8n": {"s_per_step": 0.25}, "_machine": {}}))
+    main(["table", "--accuracy", str(tmp_path / "a.json"), str(tmp_path / "u.json"),
+          "--timing", str(tmp_path / "t.json"), str(tmp_path / "v.json"), "--budgets", "0.25"])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].endswith("| mAP / mAP50 at 0.25 min | mAP / mAP50 at epoch 2 |")
+    assert out[2] == "| nano | 0.500 | 4.0 | 0.100 / 0.300 (step 20) | 0.200 / 0.500 |"  # 0.25 min = 30 steps -> step 20
+    # 60 steps > the 40 it trained: marked; no inference time in its timing file: "-"
+    assert out[3] == "| yolov8n | 0.250 | - | 0.200 / 0.500 (step 40) (run ended first) | 0.200 / 0.500 |"
 
 
 def test_accuracy_refuses_a_timing_file_without_the_config(tmp_path):

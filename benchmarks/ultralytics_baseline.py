@@ -1,0 +1,293 @@
+"""Ultralytics YOLOv8 from scratch beside the presets: the same photos, split, size, batch and scorer.
+
+The accuracy-vs-time table (:mod:`benchmarks.time_to_accuracy`) compares the presets with the nano /
+small detectors of the most used kit. This module produces that kit's rows in the same two JSON
+files' format, so ``time_to_accuracy table`` reads them beside autotimm's:
+
+* ``accuracy``: ``yolov8n.yaml`` / ``yolov8s.yaml`` built from their yaml (no weights,
+  ``pretrained=False``) and trained with Ultralytics' default recipe (its optimizer choice, warm-up,
+  mosaic with close-mosaic, EMA) on the bundled raccoon photos (the real 160 / 40 split, written in
+  Ultralytics' YOLO layout), 256 px, batch 8, seed 0, no loader workers, no validation during
+  training. The EMA weights Ultralytics saves after every epoch are scored afterwards: Ultralytics'
+  own ``predict`` (its validation settings: conf 0.001, IoU 0.7, 300 detections) on the 40 val
+  photos, then pycocotools' COCOeval (:func:`autotimm.metrics.coco_map`) against the COCO json's boxes.
+  Steps count batches, as autotimm's do (Ultralytics accumulates 8 batches per optimizer step at
+  batch 8; the wall clock is spent per batch).
+* ``timing``: seconds per training batch (loader included, Ultralytics' default workers), the median
+  over the batches of two epochs after the first few; inference ms per image through
+  ``YOLO.predict`` (batch 1, the val photos decoded beforehand) and the bare forward pass; forward
+  GFLOPs at 256 px with :func:`benchmarks.flops.count_flops`.
+
+Ultralytics is a benchmark-only dependency (AGPL-3.0; autotimm never imports it). Install it in a
+venv of its own that sees our ``.venv`` (so torch stays the same), then run from the repository root::
+
+    python -m venv /tmp/ulvenv
+    echo "$PWD/.venv/lib/python3.11/site-packages" > /tmp/ulvenv/lib/python3.11/site-packages/autotimm.pth
+    /tmp/ulvenv/bin/pip install -c constraints.txt ultralytics
+    export PYTHONPATH=$PWD YOLO_OFFLINE=1
+    /tmp/ulvenv/bin/python -m benchmarks.ultralytics_baseline timing --out ul_timing.json      # idle machine
+    /tmp/ulvenv/bin/python -m benchmarks.ultralytics_baseline accuracy --timing ul_timing.json --budget-minutes 5 --out ul_accuracy.json
+    python -m benchmarks.time_to_accuracy table --accuracy tta_accuracy.json ul_accuracy.json --timing tta_timing.json ul_timing.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import re
+import shutil
+import statistics
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from benchmarks.time_to_accuracy import BATCH_SIZE, IMAGE_SIZE, SEED, STEPS_PER_EPOCH, epochs_for_budget
+
+MODELS = ("yolov8n", "yolov8s")
+# Ultralytics' validation settings (``model.val()`` defaults)
+VAL_CONF, VAL_IOU, VAL_MAX_DET = 0.001, 0.7, 300
+
+
+def write_yolo_dataset(root: Path) -> Path:
+    """The bundled raccoon split in Ultralytics' YOLO layout under ``root``; returns its data yaml.
+
+    ``root/images/{train,val}/`` link to the bundled photos, ``root/labels/{train,val}/<stem>.txt``
+    hold one ``class cx cy w h`` line per COCO box (normalised by the image size the json gives),
+    the class index being the category's rank among the json's category ids.
+    """
+    from autotimm.data import example
+
+    raccoon = example("raccoon")
+    names: list[str] = []
+    for split, annotations in (("train", raccoon.train), ("val", raccoon.val)):
+        coco = json.loads(annotations.read_text())
+        categories = sorted(coco["categories"], key=lambda c: c["id"])
+        index = {c["id"]: i for i, c in enumerate(categories)}
+        names = [c["name"] for c in categories]
+        boxes = defaultdict(list)
+        for a in coco["annotations"]:
+            boxes[a["image_id"]].append(a)
+        (root / "images" / split).mkdir(parents=True, exist_ok=True)
+        (root / "labels" / split).mkdir(parents=True, exist_ok=True)
+        for image in coco["images"]:
+            link = root / "images" / split / image["file_name"]
+            if not link.exists():
+                link.symlink_to(raccoon.images_dir / image["file_name"])
+            w, h = image["width"], image["height"]
+            lines = [
+                f"{index[a['category_id']]} {(x + bw / 2) / w:.6f} {(y + bh / 2) / h:.6f} {bw / w:.6f} {bh / h:.6f}"
+                for a in boxes[image["id"]]
+                for x, y, bw, bh in [a["bbox"]]
+            ]
+            (root / "labels" / split / f"{Path(image['file_name']).stem}.txt").write_text("".join(f"{line}\n" for line in lines))
+    data = root / "data.yaml"  # JSON is YAML
+    data.write_text(json.dumps({"path": str(root), "train": "images/train", "val": "images/val",
+                                "names": dict(enumerate(names))}, indent=1))
+    return data
+
+
+def val_set() -> tuple[list[Path], list[dict[str, torch.Tensor]]]:
+    """The 40 val photos and their targets (original pixels, x1y1x2y2, labels 0..K-1), json order."""
+    from autotimm.data import example
+
+    raccoon = example("raccoon")
+    coco = json.loads(raccoon.val.read_text())
+    index = {c["id"]: i for i, c in enumerate(sorted(coco["categories"], key=lambda c: c["id"]))}
+    boxes = defaultdict(list)
+    for a in coco["annotations"]:
+        boxes[a["image_id"]].append(a)
+    files, targets = [], []
+    for image in coco["images"]:
+        anns = boxes[image["id"]]
+        xywh = torch.tensor([a["bbox"] for a in anns], dtype=torch.float32).reshape(-1, 4)
+        targets.append({"boxes": torch.cat([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], dim=1),
+                        "labels": torch.tensor([index[a["category_id"]] for a in anns], dtype=torch.int64),
+                        "iscrowd": torch.tensor([a.get("iscrowd", 0) for a in anns], dtype=torch.int64)})
+        files.append(raccoon.images_dir / image["file_name"])
+    return files, targets
+
+
+def score(weights: Path, files: list[Path], targets: list[dict[str, torch.Tensor]]) -> dict[str, float]:
+    """COCO mAP / mAP50 of an Ultralytics checkpoint on ``files``, through its own ``predict``."""
+    from ultralytics import YOLO
+
+    from autotimm.metrics import coco_map
+
+    model = YOLO(str(weights))
+    preds = []
+    for f in files:
+        r = model.predict(str(f), imgsz=IMAGE_SIZE, conf=VAL_CONF, iou=VAL_IOU, max_det=VAL_MAX_DET,
+                          device="cpu", verbose=False)[0]
+        preds.append({"boxes": r.boxes.xyxy.float().cpu(), "scores": r.boxes.conf.float().cpu(),
+                      "labels": r.boxes.cls.long().cpu()})
+    stats = coco_map(preds, targets)
+    return {"map": stats["map"], "map_50": stats["map_50"]}
+
+
+def train_and_score(name: str, epochs: int, work: Path) -> dict[str, Any]:
+    """Train ``name`` from its yaml for ``epochs``; mAP of the EMA weights after every epoch."""
+    from ultralytics import YOLO
+
+    data = write_yolo_dataset(work / "data")
+    kept = work / "epochs" / name
+    kept.mkdir(parents=True, exist_ok=True)
+    batches: list[int] = []
+
+    def keep(trainer: Any) -> None:  # "on_model_save": last.pt now holds this epoch's EMA weights
+        batches.append(len(trainer.train_loader))
+        shutil.copy(trainer.last, kept / f"epoch{trainer.epoch + 1:03d}.pt")
+
+    model = YOLO(f"{name}.yaml")
+    model.add_callback("on_model_save", keep)
+    start = time.perf_counter()
+    model.train(data=str(data), epochs=epochs, imgsz=IMAGE_SIZE, batch=BATCH_SIZE, workers=0, device="cpu",
+                pretrained=False, seed=SEED, deterministic=True, val=False, plots=False, amp=False,
+                project=str(work / "runs"), name=name, exist_ok=True, verbose=False)
+    seconds = time.perf_counter() - start
+    files, targets = val_set()
+    curve = []
+    for ckpt in sorted(kept.glob("epoch*.pt")):
+        epoch = int(re.fullmatch(r"epoch(\d+)\.pt", ckpt.name).group(1))
+        row = {"epoch": epoch, "step": sum(batches[:epoch])} | score(ckpt, files, targets)
+        curve.append(row)
+        print(f"[accuracy] {name} epoch {epoch} step {row['step']}: mAP {row['map']:.4f} mAP50 {row['map_50']:.4f}", flush=True)
+    return {"epochs": epochs, "steps_per_epoch": batches[0] if batches else 0, "curve": curve,
+            "train_seconds": round(seconds, 1), "threads": torch.get_num_threads(),
+            "recipe": "Ultralytics defaults from the yaml; workers=0, val=False, seed 0"}
+
+
+def time_training(name: str, work: Path, epochs: int = 2, skip: int = 3) -> dict[str, Any]:
+    """Seconds per training batch: the median within ``epochs`` epochs, after ``skip`` batches of each."""
+    from ultralytics import YOLO
+
+    data = write_yolo_dataset(work / "data")
+    stamps: list[tuple[int, float]] = []
+    model = YOLO(f"{name}.yaml")
+    model.add_callback("on_train_batch_end", lambda trainer: stamps.append((trainer.epoch, time.perf_counter())))
+    model.train(data=str(data), epochs=epochs, imgsz=IMAGE_SIZE, batch=BATCH_SIZE, device="cpu", pretrained=False,
+                seed=SEED, val=False, plots=False, amp=False, project=str(work / "runs"), name=f"time_{name}",
+                exist_ok=True, verbose=False)
+    by_epoch: dict[int, list[float]] = defaultdict(list)
+    for epoch, t in stamps:
+        by_epoch[epoch].append(t)
+    steps = [b - a for ts in by_epoch.values() for a, b in zip(ts[skip:], ts[skip + 1:])]
+    return {"s_per_step": statistics.median(steps), "steps_timed": len(steps)}
+
+
+# autotimm preset -> the Ultralytics model it is compared with at inference
+PAIRS = {"nano": "yolov8n", "small": "yolov8s"}
+
+
+def time_inference(pairs: dict[str, str], rounds: int) -> dict[str, Any]:
+    """Inference side by side in this process: each preset and its Ultralytics counterpart.
+
+    Per model: forward GFLOPs and parameters at 256 x 256 (one class, :func:`benchmarks.flops.count_flops`),
+    the bare forward pass on a [1, 3, 256, 256] batch, and the whole ``predict`` (pre- and
+    post-processing, batch 1) on 8 val photos decoded beforehand (longest side 256). Models are
+    untrained (from their constructors / yaml); ``rounds`` interleaved rounds, the median kept.
+    """
+    import numpy as np
+    from PIL import Image
+    from ultralytics import YOLO
+    from ultralytics.nn.tasks import DetectionModel
+
+    from autotimm import FeatureBackboneConfig, ObjectDetector
+    from autotimm.presets import DETECTOR_PRESETS
+    from benchmarks.flops import count_flops
+
+    files, _ = val_set()
+    rgb = []
+    for f in files[:8]:
+        im = Image.open(f).convert("RGB")
+        im.thumbnail((IMAGE_SIZE, IMAGE_SIZE))
+        rgb.append(np.asarray(im))
+    bgr = [np.ascontiguousarray(im[:, :, ::-1]) for im in rgb]  # Ultralytics takes arrays as BGR
+    chw = [torch.from_numpy(im).permute(2, 0, 1).contiguous() for im in rgb]  # autotimm takes uint8 [3, H, W]
+    x = torch.rand(1, 3, IMAGE_SIZE, IMAGE_SIZE)
+
+    runs: dict[str, dict[str, Any]] = {}
+    for preset, ul in pairs.items():
+        chosen = DETECTOR_PRESETS[preset]
+        kwargs = {k: v for k, v in chosen.recipe().model_kwargs.items() if k not in ("lr", "weight_decay", "optimizer",
+                  "optimizer_kwargs", "scheduler", "scheduler_kwargs")}
+        model = ObjectDetector(FeatureBackboneConfig(chosen.backbone, pretrained=False), num_classes=1,
+                               compile_model=False, **kwargs).eval()
+        yolo = YOLO(f"{ul}.yaml")
+        yolo.model = DetectionModel(f"{ul}.yaml", nc=1, verbose=False)  # one class, as trained on raccoon
+        runs[preset] = {"net": model, "predict": lambda m=model: m.predict(chw, image_size=IMAGE_SIZE, batch_size=1, progress=False)}
+        runs[ul] = {"net": yolo.model.float().eval(),
+                    "predict": lambda y=yolo: [y.predict(im, imgsz=IMAGE_SIZE, device="cpu", verbose=False) for im in bgr]}
+    out: dict[str, Any] = {}
+    for name, r in runs.items():
+        with torch.inference_mode():
+            flops = count_flops(lambda: r["net"](x))
+        out[name] = {"gflops": round(flops / 1e9, 2), "params_m": round(sum(p.numel() for p in r["net"].parameters()) / 1e6, 2),
+                     "forward_ms": [], "predict_ms": []}
+        r["forward"] = lambda net=r["net"]: [net(x) for _ in range(8)]
+        with torch.inference_mode():
+            r["forward"](), r["predict"]()  # warm-up
+    for k in range(rounds):
+        for name, r in runs.items():
+            with torch.inference_mode():
+                out[name]["forward_ms"].append(_seconds(r["forward"]) * 1000 / 8)
+                out[name]["predict_ms"].append(_seconds(r["predict"]) * 1000 / len(rgb))
+        print(f"[inference] round {k + 1}/{rounds}: " + ", ".join(f"{n} {out[n]['forward_ms'][-1]:.1f} ms" for n in runs), flush=True)
+    for name in runs:
+        out[name] |= {"forward_ms_per_image": statistics.median(out[name].pop("forward_ms")),
+                      "infer_ms_per_image": statistics.median(out[name].pop("predict_ms"))}
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    acc = sub.add_parser("accuracy", help="train from the yaml, score every epoch's EMA weights (deterministic)")
+    acc.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    acc.add_argument("--epochs", type=int, default=30)
+    acc.add_argument("--timing", type=Path, default=None, help="train for the epochs that fit --budget-minutes at its s/step")
+    acc.add_argument("--budget-minutes", type=float, default=5.0)
+    acc.add_argument("--out", type=Path, required=True)
+    tim = sub.add_parser("timing", help="s per training batch (run on an idle machine)")
+    tim.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    tim.add_argument("--out", type=Path, required=True)
+    inf = sub.add_parser("inference", help="presets and their Ultralytics counterparts side by side (idle machine)")
+    inf.add_argument("--pairs", nargs="+", default=[f"{p}={u}" for p, u in PAIRS.items()], metavar="PRESET=MODEL")
+    inf.add_argument("--rounds", type=int, default=5)
+    inf.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    machine = {"cpu": platform.processor() or platform.machine(), "torch_threads": torch.get_num_threads()}
+    if args.command == "inference":
+        pairs = dict(item.partition("=")[::2] for item in args.pairs)
+        bad = {p: u for p, u in pairs.items() if p not in PAIRS or u not in MODELS}
+        if bad:
+            raise SystemExit(f"--pairs {bad}: expected PRESET=MODEL with PRESET in {list(PAIRS)}, MODEL in {list(MODELS)}.")
+        result = time_inference(pairs, args.rounds) | {"_machine": machine}
+        args.out.write_text(json.dumps(result, indent=1))
+        return
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="ul_bench_") as tmp:
+        for name in args.models:
+            if args.command == "timing":
+                out[name] = time_training(name, Path(tmp))
+                out["_machine"] = machine
+                print(f"[timing] {name}: {out[name]['s_per_step']:.3f} s/step", flush=True)
+            else:
+                epochs = args.epochs
+                if args.timing is not None:
+                    timing = json.loads(args.timing.read_text())
+                    if name not in timing:
+                        raise SystemExit(f"--timing {args.timing} has no s/step for {name!r}; run the timing command with it first.")
+                    epochs = epochs_for_budget(args.budget_minutes, timing[name]["s_per_step"], STEPS_PER_EPOCH)
+                print(f"[accuracy] {name}: {epochs} epochs", flush=True)
+                out[name] = train_and_score(name, epochs, Path(tmp))
+                out |= {"image_size": IMAGE_SIZE, "batch_size": BATCH_SIZE, "seed": SEED}
+            args.out.write_text(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
