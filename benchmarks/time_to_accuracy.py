@@ -183,7 +183,7 @@ def run_timing(configs: list[str], steps: int, rounds: int, num_workers: int | N
 
     def infer(s: dict[str, Any]) -> None:
         s["model"].eval()
-        s["model"].predict(s["val"], batch_size=1, progress=False)
+        s["model"].predict(s["val"], image_size=IMAGE_SIZE, batch_size=1, progress=False)  # the training size
 
     for s in state.values():  # warm-up: the workers start, the allocator fills
         train_steps(s, 2)
