@@ -15,7 +15,14 @@ preset  backbone                    FPN / head    levels  GFLOPs@256  params (M)
 nano    ``mobilenetv4_conv_small``  64 / 2 conv   P3-P5   1.00        1.6         256
 small   ``cs3darknet_m``            96 / 2 conv   P3-P5   5.33        9.3         256
 medium  ``cs3darknet_l``            160 / 3 conv  P3-P5   14.2        22.5        320
+(nano)  ``mobilenetv4_conv_small``  64 / 2 dw     P3-P5   0.66        1.5         256
 ======  ==========================  ============  ======  ==========  ==========  ====
+
+(nano): the nano preset with ``head_conv="depthwise"``, an option of every preset, not a preset (e.g.
+``ObjectDetector.from_preset("nano", num_classes, head_conv="depthwise")``) makes each head tower conv
+depthwise-separable (YOLOX's DWConv, :mod:`autotimm.models.heads.layers`); small would be 4.55 and
+medium 10.9 GFLOPs with it. No preset uses it until ``benchmarks/time_to_accuracy.py``'s "nano_dw"
+config shows that it pays in accuracy per second of training.
 
 For comparison, the reference defaults (``resnet18``, FPN 256, four head convs on P3-P7) are 19.4
 GFLOPs at 256 px, and YOLOv8n / YOLOv8s are about 1.4 / 4.6 GFLOPs there.

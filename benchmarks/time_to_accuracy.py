@@ -45,7 +45,10 @@ CONFIGS = ("nano", "small", "medium", "fcos_reference", "yolox_reference")
 # The nano preset's settings on other backbones of similar FLOPs (ablation of its backbone choice;
 # not in the default run): config name -> timm backbone.
 NANO_BACKBONES = {"nano_cs3darknet_s": "cs3darknet_s", "nano_efficientnet_lite0": "efficientnet_lite0"}
-ALL_CONFIGS = CONFIGS + tuple(NANO_BACKBONES)
+# The nano preset with other model arguments (ablation of its head; not in the default run):
+# config name -> the arguments that replace the preset's.
+NANO_OVERRIDES = {"nano_dw": {"head_conv": "depthwise"}}
+ALL_CONFIGS = CONFIGS + tuple(NANO_BACKBONES) + tuple(NANO_OVERRIDES)
 
 
 @dataclass
@@ -61,8 +64,10 @@ def build(name: str, epochs: int, num_workers: int | None) -> Built:
     """Build config ``name`` for ``epochs`` epochs on the raccoon photos at 256 px, batch 8.
 
     Configs: the presets ("nano", "small", "medium"; their model and augmentation, at 256 px for
-    every config), the nano preset on another backbone (:data:`NANO_BACKBONES`), "fcos_reference" (the reference constructor defaults: resnet18, FPN 256, four head
-    convs, P3-P7, AdamW, with the README quick start's lr 1e-3) and "yolox_reference" (resnet18 with
+    every config), the nano preset on another backbone (:data:`NANO_BACKBONES`) or with other model
+    arguments (:data:`NANO_OVERRIDES`, e.g. "nano_dw": depthwise-separable head convs),
+    "fcos_reference" (the reference constructor defaults: resnet18, FPN 256, four head convs, P3-P7,
+    AdamW, with the README quick start's lr 1e-3) and "yolox_reference" (resnet18 with
     ``yolox_recipe()``'s settings at 256 px, batch 8).
     """
     from autotimm import FeatureBackboneConfig, ObjectDetector
@@ -75,10 +80,10 @@ def build(name: str, epochs: int, num_workers: int | None) -> Built:
     raccoon = example("raccoon")
     data_kwargs: dict[str, Any] = {"augment": "default"}
     trainer_kwargs: dict[str, Any] = {}
-    if name in DETECTOR_PRESETS or name in NANO_BACKBONES:
+    if name in DETECTOR_PRESETS or name in NANO_BACKBONES or name in NANO_OVERRIDES:
         chosen = DETECTOR_PRESETS[name if name in DETECTOR_PRESETS else "nano"]
         recipe = chosen.recipe()
-        backbone, model_kwargs = NANO_BACKBONES.get(name, chosen.backbone), recipe.model_kwargs
+        backbone, model_kwargs = NANO_BACKBONES.get(name, chosen.backbone), recipe.model_kwargs | NANO_OVERRIDES.get(name, {})
         data_kwargs["augment"] = recipe.datamodule_kwargs.get("augment", "default")
     elif name == "fcos_reference":
         backbone, model_kwargs = "resnet18", {"lr": 1e-3}

@@ -35,6 +35,45 @@ def test_head_width_and_depth(tiny_detector_kwargs):
     assert all(m.num_groups == 16 for m in head.modules() if isinstance(m, nn.GroupNorm))  # gcd(32, 48)
 
 
+@pytest.mark.parametrize("arch", ["fcos", "yolox"])
+def test_head_conv_depthwise_reaches_the_head_and_trains(tiny_detector_kwargs, arch):
+    dense = build(tiny_detector_kwargs, detection_arch=arch, strides=(8, 16, 32))
+    model = build(tiny_detector_kwargs, detection_arch=arch, strides=(8, 16, 32), head_conv="depthwise")
+    assert (dense.hparams.head_conv, model.hparams.head_conv) == ("dense", "depthwise")
+    assert model.detection_head.head_conv == model.detection_head.head.head_conv == "depthwise"
+    grouped = [m for m in model.detection_head.head.modules() if isinstance(m, nn.Conv2d) and m.groups > 1]
+    assert grouped and all(m.groups == m.in_channels == 32 and m.kernel_size == (3, 3) for m in grouped)
+    assert not any(isinstance(m, nn.Conv2d) and m.groups > 1 for m in dense.detection_head.modules())
+    head_params = [sum(p.numel() for p in m.detection_head.parameters()) for m in (dense, model)]
+    assert head_params[1] < head_params[0] / 2  # the prediction convs stay dense
+    cls, reg, third = model(torch.randn(2, 3, 64, 96))
+    assert [tuple(c.shape) for c in cls] == [(2, 3, 8, 12), (2, 3, 4, 6), (2, 3, 2, 3)]
+    assert [r.shape[1] for r in reg] == [4] * 3 and [q.shape[1] for q in third] == [1] * 3
+    images, targets = collate(make_samples(2, size=64))
+    losses = model.compute_loss(model.normalize(images), targets)
+    losses["loss"].backward()
+    # every depthwise conv of the box towers learns (they feed centerness / objectness, scored at many points)
+    box_dw = [m for n, m in model.detection_head.head.named_modules() if ("bbox_subnet" in n or "reg_convs" in n) and m in grouped]
+    assert torch.isfinite(losses["loss"]) and box_dw and all(float(m.weight.grad.abs().sum()) > 0 for m in box_dw)
+
+
+def test_head_conv_survives_a_checkpoint(tiny_detector_kwargs, tmp_path):
+    model = build(tiny_detector_kwargs, head_conv="depthwise").eval()
+    path = tmp_path / "dw.ckpt"
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams),
+                "pytorch-lightning_version": L.__version__}, path)
+    loaded = ObjectDetector.load_from_checkpoint(path).eval()
+    assert loaded.hparams.head_conv == "depthwise" and loaded.detection_head.head.head_conv == "depthwise"
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert all(torch.equal(a, b) for a, b in zip(model(x)[0], loaded(x)[0]))
+    # A checkpoint from before head_conv existed (no such hyperparameter) loads as the dense head it holds.
+    dense = build(tiny_detector_kwargs)
+    hparams = {k: v for k, v in dense.hparams.items() if k != "head_conv"}
+    torch.save({"state_dict": dense.state_dict(), "hyper_parameters": hparams, "pytorch-lightning_version": L.__version__}, path)
+    assert ObjectDetector.load_from_checkpoint(path).hparams.head_conv == "dense"
+
+
 def test_loss_functions_and_weights(tiny_detector_kwargs):
     model = build(tiny_detector_kwargs, focal_alpha=0.5, focal_gamma=1.5, cls_loss_weight=0.5, reg_loss_weight=2.0, centerness_loss_weight=0.0)
     crit = model.detection_head.criterion
@@ -236,6 +275,7 @@ def test_metrics_and_logging_config_are_held(tiny_detector_kwargs):
         ({"regress_ranges": ((-1, 64), (64, 1e8))}, "2 ranges but strides"),
         ({"score_thresh": 1.5}, "score_thresh"),
         ({"focal_gamma": -1.0}, "focal_gamma"),
+        ({"head_conv": "separable"}, r"ObjectDetector\(head_conv='separable'\): expected one of \['dense', 'depthwise'\]"),
     ],
 )
 def test_bad_constructor_arguments(tiny_detector_kwargs, override, match):

@@ -26,6 +26,7 @@ from typing import ClassVar, Sequence
 
 from torch import Tensor, nn
 
+from autotimm.models.heads.layers import HeadConv, check_head_conv
 from autotimm.ops.targets import PaddedTargets
 
 RawOutputs = tuple[list[Tensor], list[Tensor], list[Tensor]]  # (cls, reg, quality), each a list over levels
@@ -67,6 +68,8 @@ class DenseArchitecture(nn.Module, ABC):
         num_classes: number of object classes (no background class).
         strides: stride of each pyramid level.
         num_convs: conv layers per head tower (``head_num_convs``).
+        head_conv: what each head tower layer is, "dense" (3x3 conv) or "depthwise" (depthwise 3x3 +
+            pointwise 1x1, see :mod:`autotimm.models.heads.layers`); must be one of :attr:`head_convs`.
         cls_loss / reg_loss: elementwise loss modules, resolved by the registry from
             ``cls_loss_fn`` / ``reg_loss_fn`` (defaults: the class's ``default_*_loss``).
         weights: the three loss weights.
@@ -79,6 +82,7 @@ class DenseArchitecture(nn.Module, ABC):
         output_prefixes: ONNX output name prefixes of the three outputs, e.g. ("cls", "reg", "ctr").
         default_cls_loss / default_reg_loss: registered loss names used when none is given.
         accepts_regress_ranges: whether ``regress_ranges`` means something here.
+        head_convs: the ``head_conv`` values its head builds (default: "dense" only).
     """
 
     name: ClassVar[str]
@@ -87,6 +91,7 @@ class DenseArchitecture(nn.Module, ABC):
     default_cls_loss: ClassVar[str]
     default_reg_loss: ClassVar[str]
     accepts_regress_ranges: ClassVar[bool] = False
+    head_convs: ClassVar[tuple[str, ...]] = ("dense",)
 
     def __init__(
         self,
@@ -99,8 +104,15 @@ class DenseArchitecture(nn.Module, ABC):
         reg_loss: nn.Module,
         weights: LossWeights = LossWeights(),
         regress_ranges: Sequence[tuple[float, float]] | None = None,
+        head_conv: HeadConv = "dense",
     ) -> None:
         super().__init__()
+        check_head_conv(head_conv, type(self).__name__)
+        if head_conv not in self.head_convs:
+            raise ValueError(
+                f"ObjectDetector(detection_arch={self.name!r}, head_conv={head_conv!r}): the {self.name!r} head has no "
+                f"{head_conv!r} variant; it builds head_conv in {list(self.head_convs)}."
+            )
         if regress_ranges is not None and not self.accepts_regress_ranges:
             raise ValueError(
                 f"ObjectDetector(detection_arch={self.name!r}, regress_ranges={regress_ranges!r}): regress_ranges is an "
@@ -110,6 +122,7 @@ class DenseArchitecture(nn.Module, ABC):
         self.num_classes = num_classes
         self.strides = tuple(strides)
         self.weights = weights
+        self.head_conv = head_conv
 
     @abstractmethod
     def forward(self, feats: Sequence[Tensor]) -> RawOutputs:

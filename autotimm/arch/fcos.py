@@ -11,6 +11,7 @@ from autotimm.arch.base import DenseArchitecture, RawOutputs
 from autotimm.assigners.fcos import FCOSAssigner, default_regress_ranges
 from autotimm.losses.fcos import FCOSLoss
 from autotimm.models.heads.fcos import FCOSHead
+from autotimm.models.heads.layers import HEAD_CONVS
 from autotimm.ops.coders import DistanceCoder
 from autotimm.ops.points import flatten_levels
 from autotimm.ops.targets import PaddedTargets
@@ -30,10 +31,11 @@ class FCOS(DenseArchitecture):
     default_cls_loss = "focal"
     default_reg_loss = "giou"
     accepts_regress_ranges = True
+    head_convs = HEAD_CONVS
 
     def __init__(self, *, regress_ranges: Sequence[tuple[float, float]] | None = None, **common) -> None:  # noqa: ANN003
         super().__init__(regress_ranges=regress_ranges, **common)
-        self.head = FCOSHead(self.in_channels, self.num_classes, self.strides, common["num_convs"])
+        self.head = FCOSHead(self.in_channels, self.num_classes, self.strides, common["num_convs"], head_conv=self.head_conv)
         ranges = regress_ranges if regress_ranges is not None else default_regress_ranges(self.strides)
         self.assigner = FCOSAssigner(ranges)
         w = self.weights

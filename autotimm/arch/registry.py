@@ -16,6 +16,7 @@ from autotimm.arch.base import DenseArchitecture, LossWeights
 from autotimm.arch.fcos import FCOS
 from autotimm.arch.yolox import YOLOX
 from autotimm.losses.registry import build_loss
+from autotimm.models.heads.layers import HeadConv
 
 ARCHITECTURES: dict[str, type[DenseArchitecture]] = {
     FCOS.name: FCOS,
@@ -63,6 +64,7 @@ def build_arch(
     focal_gamma: float = 2.0,
     weights: LossWeights = LossWeights(),
     regress_ranges: Sequence[tuple[float, float]] | None = None,
+    head_conv: HeadConv = "dense",
 ) -> DenseArchitecture:
     """Build the registered architecture ``name`` with its losses resolved from the loss registry.
 
@@ -74,5 +76,5 @@ def build_arch(
     reg_loss = build_loss(reg_loss_fn, "reg", arch.default_reg_loss)
     return arch(
         in_channels=in_channels, num_classes=num_classes, strides=strides, num_convs=num_convs,
-        cls_loss=cls_loss, reg_loss=reg_loss, weights=weights, regress_ranges=regress_ranges,
+        cls_loss=cls_loss, reg_loss=reg_loss, weights=weights, regress_ranges=regress_ranges, head_conv=head_conv,
     )

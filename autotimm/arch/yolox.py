@@ -12,6 +12,7 @@ from torch import Tensor
 from autotimm.arch.base import DenseArchitecture, RawOutputs
 from autotimm.assigners.simota import SimOTAAssigner
 from autotimm.losses.yolox import YOLOXLoss
+from autotimm.models.heads.layers import HEAD_CONVS
 from autotimm.models.heads.yolox import YOLOXHead
 from autotimm.ops.coders import OffsetLogSizeCoder
 from autotimm.ops.points import flatten_levels, point_strides
@@ -36,10 +37,11 @@ class YOLOX(DenseArchitecture):
     output_prefixes = ("cls", "reg", "obj")
     default_cls_loss = "bce"
     default_reg_loss = "iou"
+    head_convs = HEAD_CONVS
 
     def __init__(self, **common) -> None:  # noqa: ANN003
         super().__init__(**common)
-        self.head = YOLOXHead(self.in_channels, self.num_classes, self.strides, common["num_convs"])
+        self.head = YOLOXHead(self.in_channels, self.num_classes, self.strides, common["num_convs"], head_conv=self.head_conv)
         self.coder = OffsetLogSizeCoder()
         self.assigner = SimOTAAssigner()
         w = self.weights

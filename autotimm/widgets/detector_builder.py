@@ -97,9 +97,9 @@ class DetectorBuilder(widgets.VBox):
     listed in the message area and block building; nothing raises into the notebook.
 
     Choosing a preset ("nano", "small", "medium"; :mod:`autotimm.presets`) sets the backbone and every
-    control it covers, and adds the preset's pyramid levels (``strides``) and per-step warm-up
-    (``scheduler_kwargs``) to the model's arguments; any control can still be changed afterwards.
-    Choosing "custom" drops those two again.
+    control it covers, and adds its model arguments that have no control (the pyramid levels
+    ``strides``, the per-step warm-up ``scheduler_kwargs``, ...) to the model's arguments; any control
+    can still be changed afterwards. Choosing "custom" drops them again.
 
     Args:
         backbone: the initially chosen timm backbone.
@@ -265,7 +265,8 @@ class DetectorBuilder(widgets.VBox):
         else:
             chosen = preset(name)
             recipe = chosen.recipe()
-            self.preset_extras = {k: recipe.model_kwargs[k] for k in ("strides", "scheduler_kwargs") if k in recipe.model_kwargs}
+            # every model argument without a control (strides, scheduler_kwargs, ...), so none is dropped
+            self.preset_extras = {k: v for k, v in recipe.model_kwargs.items() if k not in self.controls}
             self.picker.value = chosen.backbone
             covered = {k: v for k, v in recipe.model_kwargs.items() if k in self.controls}
             covered |= {k: v for k, v in {**recipe.datamodule_kwargs, **recipe.trainer_kwargs}.items() if k in self.controls}

@@ -83,6 +83,18 @@ def test_toy_architecture_trains_one_step_and_predicts(toy_registered, tiny_dete
     assert (det["boxes"][:, 2:] >= det["boxes"][:, :2]).all() and (det["boxes"] <= 64).all()
 
 
+def test_head_conv_is_refused_by_an_architecture_without_that_head(toy_registered, tiny_detector_kwargs):
+    # The toy leaves head_convs at the base class's ("dense",): it is built, but never with a head it lacks.
+    assert ObjectDetector(**{**tiny_detector_kwargs, "detection_arch": "toy"}).detection_head.head_conv == "dense"
+    with pytest.raises(ValueError, match=r"detection_arch='toy', head_conv='depthwise'\): the 'toy' head has no 'depthwise' variant; it builds head_conv in \['dense'\]"):
+        ObjectDetector(**tiny_detector_kwargs, detection_arch="toy", head_conv="depthwise")
+    for name in ("fcos", "yolox"):
+        arch = build_arch(name, in_channels=8, num_classes=2, strides=(8,), num_convs=1, head_conv="depthwise")
+        assert arch.head_conv == arch.head.head_conv == "depthwise"
+    with pytest.raises(ValueError, match=r"FCOS\(head_conv='sep'\): expected one of"):
+        build_arch("fcos", in_channels=8, num_classes=2, strides=(8,), num_convs=1, head_conv="sep")
+
+
 def test_unknown_and_malformed_architectures_are_refused():
     with pytest.raises(ValueError, match=r"Unknown detection_arch 'nope'. Valid: fcos, yolox"):
         build_arch("nope", in_channels=8, num_classes=2, strides=(8,), num_convs=0)

@@ -1,5 +1,5 @@
-"""The accuracy-vs-time benchmark's arithmetic: budgets to steps, steps to the evaluation they reach,
-and the combined table. (Training and timing themselves are run by hand; see the module docstring.)"""
+"""The accuracy-vs-time benchmark: its arithmetic (budgets to steps, steps to the evaluation they reach,
+the combined table) and the configs it builds. (Training and timing are run by hand; see the module docstring.)"""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # `benchmarks` lives at the repository root, beside `autotimm`
     sys.path.insert(0, str(REPO))
 
-from benchmarks.time_to_accuracy import budget_map, epochs_for_budget, main, make_table  # noqa: E402
+from benchmarks.time_to_accuracy import ALL_CONFIGS, CONFIGS, budget_map, build, epochs_for_budget, main, make_table  # noqa: E402
 
 CURVE = [
     {"epoch": 1, "step": 20, "map": 0.10, "map_50": 0.30},
@@ -66,3 +66,12 @@ def test_accuracy_refuses_a_timing_file_without_the_config(tmp_path):
     (tmp_path / "t.json").write_text(json.dumps({"nano": {"s_per_step": 0.5, "infer_ms_per_image": 4.0}}))
     with pytest.raises(SystemExit, match=r"no s/step for \['small'\]"):
         main(["accuracy", "--configs", "small", "--timing", str(tmp_path / "t.json"), "--out", str(tmp_path / "a.json")])
+
+
+def test_nano_dw_is_the_nano_preset_with_a_depthwise_head():
+    assert "nano_dw" in ALL_CONFIGS and "nano_dw" not in CONFIGS  # an ablation, not in the default run
+    nano, dw = build("nano", epochs=1, num_workers=0), build("nano_dw", epochs=1, num_workers=0)
+    hp_nano, hp_dw = dict(nano.model.hparams), dict(dw.model.hparams)
+    assert (hp_nano.pop("head_conv"), hp_dw.pop("head_conv")) == ("dense", "depthwise")
+    assert hp_dw == hp_nano and dw.model.detection_head.head.head_conv == "depthwise"
+    assert (dw.datamodule.image_size, dw.datamodule.batch_size) == (nano.datamodule.image_size, nano.datamodule.batch_size)

@@ -9,20 +9,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-
-def group_norm(channels: int) -> nn.GroupNorm:
-    """GroupNorm with 32 groups, or fewer so that groups divide ``channels`` and hold >= 2 channels
-    (a one-channel group on a 1x1 top level has nothing to normalise)."""
-    groups = math.gcd(32, channels)
-    while groups > 1 and channels // groups < 2:
-        groups //= 2
-    return nn.GroupNorm(groups, channels)
+from autotimm.models.heads.layers import HeadConv, check_head_conv, depthwise_separable, group_norm
 
 
-def conv_tower(channels: int, num_convs: int) -> nn.Sequential:
+def conv_tower(channels: int, num_convs: int, head_conv: HeadConv = "dense") -> nn.Sequential:
+    """``num_convs`` layers of 3x3 conv + GroupNorm + ReLU ("dense"), or of
+    :func:`~autotimm.models.heads.layers.depthwise_separable` with ReLU ("depthwise"), in one flat Sequential."""
     layers: list[nn.Module] = []
     for _ in range(num_convs):
-        layers += [nn.Conv2d(channels, channels, 3, padding=1), group_norm(channels), nn.ReLU(inplace=True)]
+        if head_conv == "depthwise":
+            layers += depthwise_separable(channels, nn.ReLU)
+        else:
+            layers += [nn.Conv2d(channels, channels, 3, padding=1), group_norm(channels), nn.ReLU(inplace=True)]
     return nn.Sequential(*layers)
 
 
@@ -45,6 +43,9 @@ class FCOSHead(nn.Module):
         num_classes: number of object classes (no background class: sigmoid scores).
         strides: stride of each level; box distances are predicted in units of the stride.
         num_convs: conv + GroupNorm + ReLU layers in each tower (``head_num_convs``).
+        head_conv: what each tower layer is (``head_conv``): "dense", a 3x3 conv, or "depthwise", a
+            depthwise 3x3 + pointwise 1x1 pair (:func:`~autotimm.models.heads.layers.depthwise_separable`).
+            The three prediction convs stay dense 3x3 either way.
         prior_prob: initial foreground probability of the classifier (focal-loss init).
         bbox_prior: initial box distance in strides (bias of the distance conv); must be > 0 so that
             every distance starts on ReLU's live side.
@@ -52,15 +53,17 @@ class FCOSHead(nn.Module):
 
     def __init__(
         self, in_channels: int, num_classes: int, strides: Sequence[int], num_convs: int = 4, prior_prob: float = 0.01,
-        bbox_prior: float = 1.0,
+        bbox_prior: float = 1.0, head_conv: HeadConv = "dense",
     ) -> None:
         super().__init__()
+        check_head_conv(head_conv, "FCOSHead")
         if not bbox_prior > 0:
             raise ValueError(f"FCOSHead(bbox_prior={bbox_prior!r}): expected a positive distance in strides, such as 1.0.")
         self.num_classes = num_classes
         self.strides = tuple(strides)
-        self.cls_subnet = conv_tower(in_channels, num_convs)
-        self.bbox_subnet = conv_tower(in_channels, num_convs)
+        self.head_conv = head_conv
+        self.cls_subnet = conv_tower(in_channels, num_convs, head_conv)
+        self.bbox_subnet = conv_tower(in_channels, num_convs, head_conv)
         self.cls_logits = nn.Conv2d(in_channels, num_classes, 3, padding=1)
         self.bbox_pred = nn.Conv2d(in_channels, 4, 3, padding=1)
         self.centerness = nn.Conv2d(in_channels, 1, 3, padding=1)
@@ -68,7 +71,8 @@ class FCOSHead(nn.Module):
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.normal_(module.weight, std=0.01)
-                nn.init.zeros_(module.bias)
+                if module.bias is not None:  # the depthwise-separable layers have none
+                    nn.init.zeros_(module.bias)
         nn.init.constant_(self.cls_logits.bias, -math.log((1 - prior_prob) / prior_prob))
         # Start every distance at one stride (a 2-stride box around each point) instead of ~0: with a
         # zero bias, half the outputs sit in ReLU's flat half from the first step, and one early push

@@ -11,7 +11,7 @@ from typing import Sequence
 
 from torch import Tensor, nn
 
-from autotimm.models.heads.fcos import group_norm
+from autotimm.models.heads.layers import HeadConv, check_head_conv, depthwise_separable, group_norm
 
 
 def conv_norm_act(in_channels: int, out_channels: int, kernel_size: int) -> nn.Sequential:
@@ -24,17 +24,27 @@ def conv_norm_act(in_channels: int, out_channels: int, kernel_size: int) -> nn.S
     )
 
 
+def tower_layer(channels: int, head_conv: HeadConv) -> nn.Sequential:
+    """One tower layer: a 3x3 :func:`conv_norm_act` ("dense") or YOLOX's DWConv pair ("depthwise", see
+    :func:`~autotimm.models.heads.layers.depthwise_separable`), both with GroupNorm and SiLU."""
+    if head_conv == "depthwise":
+        return depthwise_separable(channels, nn.SiLU)
+    return conv_norm_act(channels, channels, 3)
+
+
 class YOLOXLevelHead(nn.Module):
     """The head of one level: 1x1 stem, then a classification tower and a regression tower.
 
-    The regression tower feeds both the box and the objectness predictions, as in YOLOX.
+    The regression tower feeds both the box and the objectness predictions, as in YOLOX. Each tower
+    layer is a :func:`tower_layer`; the stem and the 1x1 prediction convs are the same for every ``head_conv``.
     """
 
-    def __init__(self, in_channels: int, num_classes: int, num_convs: int, prior_prob: float) -> None:
+    def __init__(self, in_channels: int, num_classes: int, num_convs: int, prior_prob: float, head_conv: HeadConv = "dense") -> None:
         super().__init__()
+        check_head_conv(head_conv, "YOLOXLevelHead")
         self.stem = conv_norm_act(in_channels, in_channels, 1)
-        self.cls_convs = nn.Sequential(*(conv_norm_act(in_channels, in_channels, 3) for _ in range(num_convs)))
-        self.reg_convs = nn.Sequential(*(conv_norm_act(in_channels, in_channels, 3) for _ in range(num_convs)))
+        self.cls_convs = nn.Sequential(*(tower_layer(in_channels, head_conv) for _ in range(num_convs)))
+        self.reg_convs = nn.Sequential(*(tower_layer(in_channels, head_conv) for _ in range(num_convs)))
         self.cls_pred = nn.Conv2d(in_channels, num_classes, 1)
         self.reg_pred = nn.Conv2d(in_channels, 4, 1)
         self.obj_pred = nn.Conv2d(in_channels, 1, 1)
@@ -60,6 +70,8 @@ class YOLOXHead(nn.Module):
         strides: stride of each level (one head per level).
         num_convs: 3x3 conv + GroupNorm + SiLU layers in each tower (``head_num_convs``; YOLOX uses 2).
         prior_prob: initial classification and objectness probability.
+        head_conv: what each tower layer is (``head_conv``): "dense", a 3x3 conv, or "depthwise",
+            YOLOX's DWConv (depthwise 3x3 + pointwise 1x1; see :func:`tower_layer`).
 
     Example:
         >>> head = YOLOXHead(64, num_classes=3, strides=(8, 16, 32), num_convs=2)
@@ -68,11 +80,16 @@ class YOLOXHead(nn.Module):
         [(1, 3, 8, 8), (1, 3, 4, 4), (1, 3, 2, 2)]
     """
 
-    def __init__(self, in_channels: int, num_classes: int, strides: Sequence[int], num_convs: int = 2, prior_prob: float = 0.01) -> None:
+    def __init__(
+        self, in_channels: int, num_classes: int, strides: Sequence[int], num_convs: int = 2, prior_prob: float = 0.01,
+        head_conv: HeadConv = "dense",
+    ) -> None:
         super().__init__()
+        check_head_conv(head_conv, "YOLOXHead")
         self.num_classes = num_classes
         self.strides = tuple(strides)
-        self.levels = nn.ModuleList(YOLOXLevelHead(in_channels, num_classes, num_convs, prior_prob) for _ in self.strides)
+        self.head_conv = head_conv
+        self.levels = nn.ModuleList(YOLOXLevelHead(in_channels, num_classes, num_convs, prior_prob, head_conv) for _ in self.strides)
 
     def forward(self, feats: Sequence[Tensor]) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
         """Per-level raw outputs.
