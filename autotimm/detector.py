@@ -15,6 +15,7 @@ from typing import Any, Iterator, Literal, Sequence
 
 import lightning as L
 import torch
+from lightning.pytorch.trainer.states import TrainerFn
 from torch import Tensor, nn
 
 from autotimm.arch.base import LOSS_NAMES, LossWeights, RawOutputs
@@ -26,7 +27,7 @@ from autotimm.models.heads.layers import check_head_conv
 from autotimm.models.neck import FPN, check_strides
 from autotimm.ops.points import make_points
 from autotimm.ops.targets import PaddedTargets
-from autotimm.optim import build_optimizer, build_scheduler
+from autotimm.optim import SCHEDULE_FORMAT, ScheduleArgs, build_optimizer, build_scheduler, resume_scheduler_state
 from autotimm.postprocess import PostprocessConfig, detect_padded, unpad
 from autotimm.preprocessing import PreprocessingMixin, TransformConfig
 from autotimm.utils.validation import check_images, check_targets
@@ -121,6 +122,8 @@ class ObjectDetector(PreprocessingMixin, L.LightningModule):
         self.save_hyperparameters(ignore=[k for k, v in modules.items() if isinstance(v, nn.Module)] or None)
         self.seed, self.deterministic = seed, deterministic
         self._saved_torch_flags: tuple[bool, bool, bool] | None = None
+        self._schedule_args: ScheduleArgs | None = None  # what configure_optimizers built the schedule from
+        self._old_schedule: dict[str, Any] | None = None  # a format-1 checkpoint's scheduler state, see on_load_checkpoint
         self.num_classes = num_classes
         self.detection_arch = detection_arch
         self.strides = check_strides(strides)
@@ -488,6 +491,7 @@ class ObjectDetector(PreprocessingMixin, L.LightningModule):
             "class_names": self.class_names,
             "label_to_category_id": self.label_to_category_id,
             "lr": self._lr,
+            "schedule_format": SCHEDULE_FORMAT,  # the scheduler state counts optimizer steps
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -495,6 +499,30 @@ class ObjectDetector(PreprocessingMixin, L.LightningModule):
         self.image_size = extra.get("image_size", self.image_size)
         self.class_names = extra.get("class_names", self.class_names)
         self.label_to_category_id = extra.get("label_to_category_id", self.label_to_category_id)
+        trainer = self._trainer
+        if "schedule_format" not in extra and checkpoint.get("lr_schedulers") and trainer is not None \
+                and trainer.state.fn == TrainerFn.FITTING:
+            # Written when epoch-length schedules stepped per epoch: its state may count epochs. Lightning must
+            # not load it as it is; on_train_start converts it once this fit's schedule and optimizer exist.
+            self._old_schedule = {
+                "state": checkpoint["lr_schedulers"][0],
+                "global_step": int(checkpoint.get("global_step", 0)),
+                "source": str(trainer.ckpt_path),
+            }
+            checkpoint["lr_schedulers"] = []
+
+    def on_train_start(self) -> None:
+        old, self._old_schedule = self._old_schedule, None
+        configs = self.trainer.lr_scheduler_configs
+        if old is None or not configs or self._schedule_args is None:
+            return
+        scheduler = configs[0].scheduler
+        state, lrs = resume_scheduler_state(old["state"], self._schedule_args, scheduler.optimizer,
+                                            global_step=old["global_step"], source=old["source"])
+        scheduler.load_state_dict(state)
+        if lrs is not None:  # the lr the schedule sets at that step (the checkpoint restored the old one)
+            for group, lr in zip(scheduler.optimizer.param_groups, lrs):
+                group["lr"] = lr
 
     # ------------------------------------------------------------------ steps
     def _log_losses(self, stage: str, losses: dict[str, Tensor], batch_size: int) -> None:
@@ -641,6 +669,8 @@ class ObjectDetector(PreprocessingMixin, L.LightningModule):
         trainer = self._trainer
         max_epochs = trainer.max_epochs if trainer is not None and trainer.max_epochs and trainer.max_epochs > 0 else 1
         total_steps, steps_per_epoch = _stepping(trainer)
+        self._schedule_args = ScheduleArgs(hp.scheduler, hp.scheduler_kwargs, tuple(g["lr"] for g in optimizer.param_groups),
+                                           max_epochs, total_steps, steps_per_epoch)
         scheduler = build_scheduler(
             hp.scheduler, optimizer, hp.scheduler_kwargs, max_epochs, total_steps, steps_per_epoch=steps_per_epoch
         )

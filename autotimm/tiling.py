@@ -24,7 +24,7 @@ import torch
 from PIL import Image, ImageOps
 from torch import Tensor
 
-from autotimm.data.image_io import _EXIF_ORIENTATION, _too_large, load_image, pil_to_rgb
+from autotimm.data.image_io import EXIF_ORIENTATION, load_image, pil_to_rgb, too_large_error
 from autotimm.ops.boxes import clip_boxes
 from autotimm.ops.tiles import MergeMode, TileConfig, drop_cut_boxes, merge_detections, tile_boxes_to_image, tile_windows
 
@@ -103,10 +103,10 @@ def _open_lazy(path: Path) -> Image.Image:
         im = Image.open(path)
         im.load()
     except Image.DecompressionBombError as err:
-        raise _too_large(path, err) from err
+        raise too_large_error(path, err) from err
     except (OSError, SyntaxError, ValueError) as err:
         raise ValueError(f"Cannot decode image '{path}': {err}") from err
-    if im.getexif().get(_EXIF_ORIENTATION, 1) != 1:  # exif_transpose copies; only pay that when needed
+    if im.getexif().get(EXIF_ORIENTATION, 1) != 1:  # exif_transpose copies; only pay that when needed
         im = ImageOps.exif_transpose(im)
     return im
 

@@ -8,7 +8,7 @@ from typing import Any
 from benchmarks.contenders import ContenderSpec
 
 SECTIONS: tuple[str, ...] = ("speed", "memory", "accuracy", "evaluator", "onnx")
-MAX_STRIDE = 128  # P7: image sizes must be multiples of it
+MAX_STRIDE = 128  # P7's stride: benchmark image sizes are multiples of it, so every level's grid is exact
 
 # Speed contenders: autotimm as its users run it (precision "auto"), torchvision as its users run it
 # (fp32) and torchvision given the same bf16 + channels_last treatment.
@@ -31,7 +31,10 @@ class BenchConfig:
         mode: label of the run ("quick", "full" or "custom"); RESULTS.md keeps one section per mode.
         sections: any of :data:`SECTIONS`.
         backbones: backbones of the speed/efficiency section (torchvision ResNet names).
-        image_size / batch_size: speed, efficiency, memory and ONNX input (multiple of 128).
+        image_size / batch_size: speed, efficiency, memory and ONNX input. ``image_size`` (and
+            ``accuracy_image_size``) must be a multiple of 128: this config's own rule, so that every
+            level P3-P7 (strides 8-128) divides the image exactly for every contender. The detectors
+            themselves take any multiple of 32 (P6/P7 come from stride-2 convolutions that round up).
         num_classes / fpn_channels / head_num_convs: detector size for speed, memory and ONNX.
         repeats / warmup: timed and untimed interleaved rounds.
         speed_contenders: "library:arch:precision" keys (see ``ContenderSpec.parse``).
@@ -97,7 +100,8 @@ class BenchConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < MAX_STRIDE or value % MAX_STRIDE:
                 raise ValueError(
-                    f"BenchConfig({name}={value!r}): expected a multiple of {MAX_STRIDE} (the P7 stride) such as 128, 256 or 512."
+                    f"BenchConfig({name}={value!r}): expected a multiple of {MAX_STRIDE} such as 128, 256 or 512 (the benchmarks "
+                    f"keep every pyramid level P3-P7 exact; the models take any multiple of 32)."
                 )
         positive = ("batch_size", "num_classes", "fpn_channels", "repeats", "memory_steps", "accuracy_batch_size",
                     "accuracy_steps", "eval_images", "eval_detections")  # fmt: skip

@@ -157,3 +157,31 @@ def test_tiles_of_a_32_bit_greyscale_file_scale_like_the_whole_image(tmp_path):
     for window in ([0, 0, 100, 100], [100, 0, 200, 100]):
         x0, y0, x1, y1 = window
         assert torch.equal(reader.crop(torch.tensor(window)), whole[:, y0:y1, x0:x1])
+
+
+def test_tile_reader_reads_exif_and_size_limit_like_image_io(tmp_path, monkeypatch):
+    import numpy as np
+
+    from autotimm import tiling
+    from autotimm.data import image_io
+    from autotimm.data.image_io import load_image
+
+    # one home: the tile reader uses image_io's public EXIF tag and size-limit error, not copies or private names
+    assert tiling.EXIF_ORIENTATION is image_io.EXIF_ORIENTATION and image_io.EXIF_ORIENTATION == 0x0112
+    assert tiling.too_large_error is image_io.too_large_error
+
+    stored = np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8)  # stored frame: 60 wide, 40 high
+    exif = Image.Exif()
+    exif[image_io.EXIF_ORIENTATION] = 6  # shown rotated by 90 degrees: 40 wide, 60 high
+    path = tmp_path / "rotated.png"
+    Image.fromarray(stored).save(path, exif=exif)
+    reader = TileReader(path)
+    assert (reader.width, reader.height) == (40, 60)
+    whole = load_image(path)
+    assert whole.shape == (3, 60, 40)
+    assert torch.equal(reader.crop(torch.tensor([0, 0, 40, 60])), whole)
+    assert torch.equal(reader.crop(torch.tensor([10, 20, 30, 50])), whole[:, 20:50, 10:30])
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 2400 px > 2 * 1000: PIL refuses it
+    with pytest.raises(ValueError, match=r"rotated\.png' is larger than .*PIL\.Image\.MAX_IMAGE_PIXELS = 1000"):
+        TileReader(path)

@@ -34,12 +34,14 @@ def read_pil(path: str | os.PathLike) -> Image.Image:
             im = ImageOps.exif_transpose(im)
             return pil_to_rgb(im)
     except Image.DecompressionBombError as err:
-        raise _too_large(path, err) from err
+        raise too_large_error(path, err) from err
     except (OSError, SyntaxError, ValueError) as err:
         raise ValueError(f"Cannot decode image '{path}': {err}") from err
 
 
-def _too_large(path: Path, err: Exception) -> ValueError:
+def too_large_error(path: Path, err: Exception) -> ValueError:
+    """The error for an image file over PIL's decompression-bomb limit (``err``, PIL's own error): it names
+    ``path`` and the limit, and says how to raise it or to tile the image instead."""
     return ValueError(
         f"Image '{path}' is larger than PIL's safety limit PIL.Image.MAX_IMAGE_PIXELS = {Image.MAX_IMAGE_PIXELS} "
         f"pixels ({err}). If you trust the file, raise the limit (e.g. PIL.Image.MAX_IMAGE_PIXELS = None) before "
@@ -141,7 +143,7 @@ def load_image(image: ImageLike) -> Tensor:
     raise ValueError(f"Image tensor dtype must be uint8 or float; got {image.dtype}.")
 
 
-_EXIF_ORIENTATION = 0x0112
+EXIF_ORIENTATION = 0x0112  # the EXIF tag holding the orientation (1 = upright), as read by ``Image.getexif()``
 _TRANSPOSED = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 
 
@@ -159,9 +161,9 @@ def read_image_size(path: str | os.PathLike) -> tuple[int, int]:
     try:
         with Image.open(path) as im:
             width, height = im.size
-            orientation = im.getexif().get(_EXIF_ORIENTATION, 1)
+            orientation = im.getexif().get(EXIF_ORIENTATION, 1)
     except Image.DecompressionBombError as err:
-        raise _too_large(path, err) from err
+        raise too_large_error(path, err) from err
     except (OSError, SyntaxError, ValueError) as err:
         raise ValueError(f"Cannot read the header of image '{path}': {err}") from err
     return (height, width) if orientation in _TRANSPOSED else (width, height)
@@ -196,7 +198,7 @@ def read_pil_reduced(
         # one read of the whole file: PIL's decoder would read it in many small chunks. The image
         # reads from memory, so it holds no file open and is returned as is (no copy).
         im = Image.open(io.BytesIO(path.read_bytes()))
-        orientation = im.getexif().get(_EXIF_ORIENTATION, 1)
+        orientation = im.getexif().get(EXIF_ORIENTATION, 1)
         swapped = orientation in _TRANSPOSED
         if callable(min_hw):
             width, height = im.size  # stored frame
@@ -213,6 +215,6 @@ def read_pil_reduced(
             im = ImageOps.exif_transpose(im)
         return pil_to_rgb(im), (float(extent[0]), float(extent[1]))
     except Image.DecompressionBombError as err:
-        raise _too_large(path, err) from err
+        raise too_large_error(path, err) from err
     except (OSError, SyntaxError, ValueError) as err:
         raise ValueError(f"Cannot decode image '{path}': {err}") from err

@@ -159,6 +159,10 @@ def test_bad_settings_are_refused_with_the_value_and_the_choices() -> None:
         interleave({"a": lambda: None}, repeats=0)
     with pytest.raises(ValueError, match=r"image_size=200.*multiple of 128"):
         BenchConfig(image_size=200)
+    # 160 suits the detectors (a multiple of 32): the rule is the benchmarks' own, and the message says so
+    with pytest.raises(ValueError, match=r"accuracy_image_size=160\): expected a multiple of 128 .*benchmarks keep every "
+                                         r"pyramid level P3-P7 exact; the models take any multiple of 32"):
+        BenchConfig(accuracy_image_size=160)
     with pytest.raises(ValueError, match=r"unknown \['bogus'\]; valid sections: \['speed'"):
         BenchConfig(sections=("speed", "bogus"))
     with pytest.raises(ValueError, match=r"fpn_channels=48.*multiple of 32"):
