@@ -219,9 +219,9 @@ def _detect_canvases(model: Any, batch: torch.Tensor, *, score_thresh: float | N
     import torch
 
     was_training = model.training
-    # eval() and train() each set every module's flag (~3 ms apiece for a mobile backbone): only
-    # when some module would predict in training mode
-    switch = any(m.training for m in model.modules())
+    # eval() and train() each set every module's flag (~3 ms apiece for a mobile backbone; walking the
+    # modules to look costs ~1.6 ms): switch only a model in training mode
+    switch = was_training
     if switch:
         model.eval()
     device = model.device

@@ -13,10 +13,12 @@ files' format, so ``time_to_accuracy table`` reads them beside autotimm's:
   photos, then pycocotools' COCOeval (:func:`autotimm.metrics.coco_map`) against the COCO json's boxes.
   Steps count batches, as autotimm's do (Ultralytics accumulates 8 batches per optimizer step at
   batch 8; the wall clock is spent per batch).
-* ``timing``: seconds per training batch (loader included, Ultralytics' default workers), the median
-  over the batches of two epochs after the first few; inference ms per image through
-  ``YOLO.predict`` (batch 1, the val photos decoded beforehand) and the bare forward pass; forward
-  GFLOPs at 256 px with :func:`benchmarks.flops.count_flops`.
+* ``timing``: seconds per training batch (loader included, Ultralytics' default workers, which are
+  none on a CPU), the median over the batches of two epochs after the first few; Ultralytics' own
+  torch thread count (``os.cpu_count() - 1`` on a CPU) unless ``--threads`` is given.
+* ``inference``: each preset beside its Ultralytics counterpart in one process, at equal torch
+  threads: forward GFLOPs at 256 px (:func:`benchmarks.flops.count_flops`), the bare forward pass,
+  and ``predict`` (batch 1, the val photos decoded beforehand), Ultralytics also on a square canvas.
 
 Ultralytics is a benchmark-only dependency (AGPL-3.0; autotimm never imports it). Install it in a
 venv of its own that sees our ``.venv`` (so torch stays the same), then run from the repository root::
@@ -26,6 +28,7 @@ venv of its own that sees our ``.venv`` (so torch stays the same), then run from
     /tmp/ulvenv/bin/pip install -c constraints.txt ultralytics
     export PYTHONPATH=$PWD YOLO_OFFLINE=1
     /tmp/ulvenv/bin/python -m benchmarks.ultralytics_baseline timing --out ul_timing.json      # idle machine
+    /tmp/ulvenv/bin/python -m benchmarks.ultralytics_baseline inference --out ul_inference.json  # idle machine
     /tmp/ulvenv/bin/python -m benchmarks.ultralytics_baseline accuracy --timing ul_timing.json --budget-minutes 5 --out ul_accuracy.json
     python -m benchmarks.time_to_accuracy table --accuracy tta_accuracy.json ul_accuracy.json --timing tta_timing.json ul_timing.json
 """
@@ -161,13 +164,21 @@ def train_and_score(name: str, epochs: int, work: Path) -> dict[str, Any]:
             "recipe": "Ultralytics defaults from the yaml; workers=0, val=False, seed 0"}
 
 
-def time_training(name: str, work: Path, epochs: int = 2, skip: int = 3) -> dict[str, Any]:
-    """Seconds per training batch: the median within ``epochs`` epochs, after ``skip`` batches of each."""
+def time_training(name: str, work: Path, threads: int | None, epochs: int = 2, skip: int = 3) -> dict[str, Any]:
+    """Seconds per training batch: the median within ``epochs`` epochs, after ``skip`` batches of each.
+
+    ``threads``: torch threads for the training; None keeps Ultralytics' own choice (on the CPU it sets
+    ``os.cpu_count() - 1``, so 1 on a 2-core machine, where autotimm uses 2).
+    """
     from ultralytics import YOLO
 
     data = write_yolo_dataset(work / "data")
     stamps: list[tuple[int, float]] = []
+    used: list[int] = []
     model = YOLO(f"{name}.yaml")
+    if threads is not None:  # after Ultralytics' select_device has set its own count
+        model.add_callback("on_pretrain_routine_end", lambda trainer: torch.set_num_threads(threads))
+    model.add_callback("on_train_start", lambda trainer: used.append(torch.get_num_threads()))
     model.add_callback("on_train_batch_end", lambda trainer: stamps.append((trainer.epoch, time.perf_counter())))
     model.train(data=str(data), epochs=epochs, imgsz=IMAGE_SIZE, batch=BATCH_SIZE, device="cpu", pretrained=False,
                 seed=SEED, val=False, plots=False, amp=False, project=str(work / "runs"), name=f"time_{name}",
@@ -176,20 +187,21 @@ def time_training(name: str, work: Path, epochs: int = 2, skip: int = 3) -> dict
     for epoch, t in stamps:
         by_epoch[epoch].append(t)
     steps = [b - a for ts in by_epoch.values() for a, b in zip(ts[skip:], ts[skip + 1:])]
-    return {"s_per_step": statistics.median(steps), "steps_timed": len(steps)}
+    return {"s_per_step": statistics.median(steps), "steps_timed": len(steps), "torch_threads": used[0]}
 
 
 # autotimm preset -> the Ultralytics model it is compared with at inference
 PAIRS = {"nano": "yolov8n", "small": "yolov8s"}
 
 
-def time_inference(pairs: dict[str, str], rounds: int) -> dict[str, Any]:
+def time_inference(pairs: dict[str, str], rounds: int, threads: int) -> dict[str, Any]:
     """Inference side by side in this process: each preset and its Ultralytics counterpart.
 
     Per model: forward GFLOPs and parameters at 256 x 256 (one class, :func:`benchmarks.flops.count_flops`),
     the bare forward pass on a [1, 3, 256, 256] batch, and the whole ``predict`` (pre- and
     post-processing, batch 1) on 8 val photos decoded beforehand (longest side 256). Models are
-    untrained (from their constructors / yaml); ``rounds`` interleaved rounds, the median kept.
+    untrained (from their constructors / yaml); ``rounds`` interleaved rounds, the median kept. Every
+    call runs with ``threads`` torch threads (Ultralytics' predictor would set ``os.cpu_count() - 1``).
     """
     import numpy as np
     from PIL import Image
@@ -219,9 +231,15 @@ def time_inference(pairs: dict[str, str], rounds: int) -> dict[str, Any]:
                                compile_model=False, **kwargs).eval()
         yolo = YOLO(f"{ul}.yaml")
         yolo.model = DetectionModel(f"{ul}.yaml", nc=1, verbose=False)  # one class, as trained on raccoon
-        runs[preset] = {"net": model, "predict": lambda m=model: m.predict(chw, image_size=IMAGE_SIZE, batch_size=1, progress=False)}
+        # at Ultralytics' default confidence threshold (0.25): an untrained FCOS scores ~0.07 everywhere,
+        # above autotimm's 0.05, and would time NMS over every point
+        runs[preset] = {"net": model, "predict": lambda m=model: m.predict(chw, image_size=IMAGE_SIZE, batch_size=1, score_thresh=0.25,
+                                                                        progress=False)}
         runs[ul] = {"net": yolo.model.float().eval(),
-                    "predict": lambda y=yolo: [y.predict(im, imgsz=IMAGE_SIZE, device="cpu", verbose=False) for im in bgr]}
+                    "predict": lambda y=yolo: [y.predict(im, imgsz=IMAGE_SIZE, device="cpu", verbose=False) for im in bgr],
+                    # on the same square canvas as autotimm (Ultralytics' default pads only to a multiple of 32)
+                    "predict_square": lambda y=yolo: [y.predict(im, imgsz=IMAGE_SIZE, rect=False, device="cpu", verbose=False)
+                                                      for im in bgr]}
     out: dict[str, Any] = {}
     for name, r in runs.items():
         with torch.inference_mode():
@@ -230,16 +248,21 @@ def time_inference(pairs: dict[str, str], rounds: int) -> dict[str, Any]:
                      "forward_ms": [], "predict_ms": []}
         r["forward"] = lambda net=r["net"]: [net(x) for _ in range(8)]
         with torch.inference_mode():
-            r["forward"](), r["predict"]()  # warm-up
+            r["forward"](), r["predict"]()  # warm-up (Ultralytics' predictor sets up here)
     for k in range(rounds):
         for name, r in runs.items():
+            torch.set_num_threads(threads)
             with torch.inference_mode():
                 out[name]["forward_ms"].append(_seconds(r["forward"]) * 1000 / 8)
                 out[name]["predict_ms"].append(_seconds(r["predict"]) * 1000 / len(rgb))
+                if "predict_square" in r:
+                    out[name].setdefault("square_ms", []).append(_seconds(r["predict_square"]) * 1000 / len(rgb))
         print(f"[inference] round {k + 1}/{rounds}: " + ", ".join(f"{n} {out[n]['forward_ms'][-1]:.1f} ms" for n in runs), flush=True)
     for name in runs:
         out[name] |= {"forward_ms_per_image": statistics.median(out[name].pop("forward_ms")),
                       "infer_ms_per_image": statistics.median(out[name].pop("predict_ms"))}
+        if "square_ms" in out[name]:
+            out[name]["infer_square_ms_per_image"] = statistics.median(out[name].pop("square_ms"))
     return out
 
 
@@ -260,10 +283,12 @@ def main(argv: list[str] | None = None) -> None:
     acc.add_argument("--out", type=Path, required=True)
     tim = sub.add_parser("timing", help="s per training batch (run on an idle machine)")
     tim.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    tim.add_argument("--threads", type=int, default=None, help="torch threads (default: Ultralytics' cpu_count - 1)")
     tim.add_argument("--out", type=Path, required=True)
     inf = sub.add_parser("inference", help="presets and their Ultralytics counterparts side by side (idle machine)")
     inf.add_argument("--pairs", nargs="+", default=[f"{p}={u}" for p, u in PAIRS.items()], metavar="PRESET=MODEL")
     inf.add_argument("--rounds", type=int, default=5)
+    inf.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads for every model")
     inf.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     machine = {"cpu": platform.processor() or platform.machine(), "torch_threads": torch.get_num_threads()}
@@ -272,14 +297,14 @@ def main(argv: list[str] | None = None) -> None:
         bad = {p: u for p, u in pairs.items() if p not in PAIRS or u not in MODELS}
         if bad:
             raise SystemExit(f"--pairs {bad}: expected PRESET=MODEL with PRESET in {list(PAIRS)}, MODEL in {list(MODELS)}.")
-        result = time_inference(pairs, args.rounds) | {"_machine": machine}
+        result = time_inference(pairs, args.rounds, args.threads) | {"_machine": machine}
         args.out.write_text(json.dumps(result, indent=1))
         return
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="ul_bench_") as tmp:
         for name in args.models:
             if args.command == "timing":
-                out[name] = time_training(name, Path(tmp))
+                out[name] = time_training(name, Path(tmp), args.threads)
                 out["_machine"] = machine
                 print(f"[timing] {name}: {out[name]['s_per_step']:.3f} s/step", flush=True)
             else:

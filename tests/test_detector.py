@@ -323,3 +323,15 @@ def test_bf16_channels_last_gradients_match_fp32(tiny_detector_kwargs):
     for name, p in model.named_parameters():
         if p.grad is not None:
             assert p.grad.abs().max() <= 2 * fp32[name] + 1e-3, name
+
+
+def test_predict_keeps_the_models_mode_and_gives_the_same_boxes_in_either(tiny_detector_kwargs):
+    model = build(tiny_detector_kwargs, score_thresh=0.0, nms_thresh=1.0)
+    image = torch.from_numpy(np.random.default_rng(2).integers(0, 255, (3, 64, 80), dtype=np.uint8))
+    model.train()
+    from_training = model.predict(image, image_size=64, precision="fp32")[0]
+    assert model.training and all(m.training for m in model.modules())  # given back in training mode
+    model.eval()
+    from_eval = model.predict(image, image_size=64, precision="fp32")[0]
+    assert not any(m.training for m in model.modules())  # and left in eval mode
+    assert torch.equal(from_training["boxes"], from_eval["boxes"]) and torch.equal(from_training["scores"], from_eval["scores"])
