@@ -25,7 +25,8 @@ medium 10.9 GFLOPs with it. No preset uses it until ``benchmarks/time_to_accurac
 config shows that it pays in accuracy per second of training.
 
 For comparison, the reference defaults (``resnet18``, FPN 256, four head convs on P3-P7) are 19.4
-GFLOPs at 256 px, and YOLOv8n / YOLOv8s are about 1.4 / 4.6 GFLOPs there.
+GFLOPs at 256 px, and YOLOv8n / YOLOv8s are 1.29 / 4.55 GFLOPs there (one class, same counter; see
+benchmarks/RESULTS.md "Accuracy against wall-clock" for the presets trained beside them).
 
 Why these choices (measured, see benchmarks/RESULTS.md "Presets: accuracy against training time"):
 
