@@ -101,14 +101,19 @@ def test_pil_round_trip_is_lossless():
     assert torch.equal(back, image) and back.dtype == torch.uint8
 
 
+def _grey_canvas(region, pad):
+    """A [3, 36, 48] canvas of ``pad`` grey and ``region`` (x1, y1, x2, y2) clipped to it."""
+    canvas = torch.full((3, 36, 48), pad, dtype=torch.uint8)
+    return canvas, (max(region[0], 0), max(region[1], 0), min(region[2], 48), min(region[3], 36))
+
+
 @pytest.mark.parametrize("region", [(8, 4, 40, 30), (-5, -5, 100, 100), (20, 20, 20, 30)])
 def test_colour_region_equals_jittering_the_whole_canvas(region):
     from autotimm.data.color import colour_region
 
     pad = 114
     g = torch.Generator().manual_seed(0)
-    canvas = torch.full((3, 36, 48), pad, dtype=torch.uint8)
-    x1, y1, x2, y2 = max(region[0], 0), max(region[1], 0), min(region[2], 48), min(region[3], 36)
+    canvas, (x1, y1, x2, y2) = _grey_canvas(region, pad)
     canvas[:, y1:y2, x1:x2] = torch.randint(0, 256, (3, y2 - y1, x2 - x1), dtype=torch.uint8, generator=g)
     jitter = Uint8ColorJitter(brightness=0.3, contrast=0.3, saturation=0.4, hue=0.015)
     for seed in range(4):
@@ -139,8 +144,7 @@ def test_jitter_batch_matches_the_worker_maps(region):
 
     pad = 114
     g = torch.Generator().manual_seed(0)
-    canvas = torch.full((3, 36, 48), pad, dtype=torch.uint8)
-    x1, y1, x2, y2 = max(region[0], 0), max(region[1], 0), min(region[2], 48), min(region[3], 36)
+    canvas, (x1, y1, x2, y2) = _grey_canvas(region, pad)
     noise = torch.randint(0, 256, (1, 3, y2 - y1 + 4, x2 - x1 + 4), generator=g).float()
     # a smooth texture, as photos are: the workers' 1/16 sample of the contrast pivot is then close to the mean
     if x2 > x1 and y2 > y1:

@@ -23,7 +23,7 @@ from lightning.pytorch.callbacks import Callback
 from autotimm import AutoTrainer, FeatureBackboneConfig, ObjectDetector
 from autotimm.callbacks.checkpoint import non_finite_in_checkpoint
 
-from training_utils import quiet
+from training_utils import InterruptAt, StopAfterEpoch, quiet
 from training_utils import tiny_model as _resnet18_model
 
 
@@ -41,30 +41,6 @@ def _trainer(root, **kw):
 
 def _load(path):
     return torch.load(path, weights_only=False, map_location="cpu")
-
-
-class _StopAfterEpoch(Callback):
-    """Ends fit cleanly after ``epochs`` epochs (as if the session stopped there)."""
-
-    def __init__(self, epochs: int) -> None:
-        self.epochs = epochs
-
-    def on_train_epoch_end(self, trainer, pl_module):
-        if trainer.current_epoch + 1 >= self.epochs:
-            trainer.should_stop = True
-
-
-class _InterruptAt(Callback):
-    """Raises KeyboardInterrupt (as Ctrl+C does) when the given global step is about to run."""
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-        self.fired = False
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        if trainer.global_step == self.step and not self.fired:
-            self.fired = True
-            raise KeyboardInterrupt
 
 
 def _metrics_rows(run_dir):
@@ -98,7 +74,7 @@ def test_resume_equals_an_uninterrupted_run(tiny_shapes, tmp_path, stop):
     whole = _trainer(tmp_path / "whole", **common)
     whole.fit(tiny_model(seed=0, **schedule), datamodule=data())
 
-    halt = _StopAfterEpoch(1) if stop == "epoch_end" else _InterruptAt(step=4)  # step 4: epoch 1, batch 1
+    halt = StopAfterEpoch(1) if stop == "epoch_end" else InterruptAt(step=4)  # step 4: epoch 1, batch 1
     first = _trainer(tmp_path / "halves", callbacks=[halt], **common)
     first.fit(tiny_model(seed=0, **schedule), datamodule=data())
     assert first.global_step == (3 if stop == "epoch_end" else 4)
@@ -125,7 +101,7 @@ def test_resume_equals_an_uninterrupted_run(tiny_shapes, tmp_path, stop):
 # ---------------------------------------------------------------------------------------------- 2
 def test_keyboard_interrupt_saves_last_step_and_returns(tiny_data, tmp_path, capsys):
     handler = signal.getsignal(signal.SIGINT)
-    trainer = _trainer(tmp_path, max_epochs=1, callbacks=[_InterruptAt(step=2)])
+    trainer = _trainer(tmp_path, max_epochs=1, callbacks=[InterruptAt(step=2)])
     trainer.fit(tiny_model(), datamodule=tiny_data)  # no SystemExit: code after fit runs
     out = capsys.readouterr().out
     assert 'ckpt_path="last"' in out and "global step 2" in out

@@ -7,11 +7,10 @@ import math
 
 import pytest
 import torch
-from lightning.pytorch.callbacks import Callback
 
 from autotimm import AutoTrainer, FeatureBackboneConfig
 
-from training_utils import quiet
+from training_utils import InterruptAt, LrPerStep, StopAfterEpoch, quiet
 from training_utils import tiny_model as _resnet18_model
 
 LR = 1e-3
@@ -20,39 +19,6 @@ SCHEDULE = {"lr": LR, "scheduler": "cosine", "scheduler_kwargs": {"warmup_epochs
 
 def tiny_model(**kw):
     return _resnet18_model(backbone=FeatureBackboneConfig("test_resnet", pretrained=False), fpn_channels=16, **SCHEDULE, **kw)
-
-
-class _LrPerStep(Callback):
-    """(global step, lr of the first param group) at every optimizer step, before the step."""
-
-    def __init__(self) -> None:
-        self.lrs: list[tuple[int, float]] = []
-
-    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
-        self.lrs.append((trainer.global_step, optimizer.param_groups[0]["lr"]))
-
-
-class _StopAfterEpoch(Callback):
-    """Ends fit cleanly after ``epochs`` epochs (the session stopped there)."""
-
-    def __init__(self, epochs: int) -> None:
-        self.epochs = epochs
-
-    def on_train_epoch_end(self, trainer, pl_module):
-        if trainer.current_epoch + 1 >= self.epochs:
-            trainer.should_stop = True
-
-
-class _InterruptAt(Callback):
-    """Raises KeyboardInterrupt (as Ctrl+C does) when the given global step is about to run; autotimm then
-    saves last.ckpt at that step."""
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        if trainer.global_step == self.step:
-            raise KeyboardInterrupt
 
 
 def _trainer(root, max_epochs=3, **kw):
@@ -88,24 +54,24 @@ def _cosine_with_warmup(step: int) -> float:
 @pytest.mark.parametrize("stop_step, epochs", [(6, 2), (4, 1)])  # after epoch 1 ends, and Ctrl+C inside epoch 1
 def test_format_1_checkpoint_resumes_on_the_per_step_schedule(tiny_data, tmp_path, stop_step, epochs):
     # 12 training images, batch 4: 3 optimizer steps per epoch, 9 in the 3 epochs.
-    whole_lrs = _LrPerStep()
+    whole_lrs = LrPerStep()
     whole = _trainer(tmp_path / "whole", callbacks=[whole_lrs])
     whole.fit(tiny_model(), datamodule=tiny_data)
-    assert [lr for _, lr in whole_lrs.lrs] == pytest.approx([_cosine_with_warmup(k) for k in range(9)], rel=1e-6)
+    assert whole_lrs.lrs == pytest.approx([_cosine_with_warmup(k) for k in range(9)], rel=1e-6)
 
-    halt = _StopAfterEpoch(2) if stop_step == 6 else _InterruptAt(stop_step)
+    halt = StopAfterEpoch(2) if stop_step == 6 else InterruptAt(stop_step)
     first = _trainer(tmp_path / "halves", callbacks=[halt])
     first.fit(tiny_model(), datamodule=tiny_data)
     last = tmp_path / "halves" / "checkpoints" / "last.ckpt"
     assert torch.load(last, weights_only=False)["global_step"] == stop_step
     _as_format_1(last, epochs)
 
-    resumed_lrs = _LrPerStep()
+    resumed_lrs = LrPerStep()
     second = _trainer(tmp_path / "halves", callbacks=[resumed_lrs])
     second.fit(tiny_model(seed=3), datamodule=tiny_data, ckpt_path="last")
-    assert [k for k, _ in resumed_lrs.lrs] == list(range(stop_step, 9))
+    assert resumed_lrs.steps == list(range(stop_step, 9))
     # the same lrs as the run that always stepped per optimizer step (format 1 as it is: 5e-4 then 0 at step 7)
-    assert [lr for _, lr in resumed_lrs.lrs] == pytest.approx([lr for _, lr in whole_lrs.lrs][stop_step:], rel=1e-6)
+    assert resumed_lrs.lrs == pytest.approx(whole_lrs.lrs[stop_step:], rel=1e-6)
     a = torch.load(tmp_path / "whole" / "checkpoints" / "last.ckpt", weights_only=False)
     b = torch.load(last, weights_only=False)
     assert a["lr_schedulers"] == b["lr_schedulers"]
@@ -113,7 +79,7 @@ def test_format_1_checkpoint_resumes_on_the_per_step_schedule(tiny_data, tmp_pat
 
 
 def test_format_1_checkpoint_of_another_horizon_is_refused_by_name(tiny_data, tmp_path):
-    first = _trainer(tmp_path, callbacks=[_StopAfterEpoch(2)])
+    first = _trainer(tmp_path, callbacks=[StopAfterEpoch(2)])
     first.fit(tiny_model(), datamodule=tiny_data)
     last = tmp_path / "checkpoints" / "last.ckpt"
     _as_format_1(last, 2)
@@ -126,15 +92,15 @@ def test_format_1_checkpoint_of_another_horizon_is_refused_by_name(tiny_data, tm
 
 def test_step_counting_checkpoint_without_the_format_key_resumes_as_it_is(tiny_data, tmp_path):
     # written after schedules went per step but before checkpoints carried schedule_format: already in steps
-    whole_lrs = _LrPerStep()
+    whole_lrs = LrPerStep()
     _trainer(tmp_path / "whole", callbacks=[whole_lrs]).fit(tiny_model(), datamodule=tiny_data)
-    _trainer(tmp_path / "halves", callbacks=[_InterruptAt(4)]).fit(tiny_model(), datamodule=tiny_data)
+    _trainer(tmp_path / "halves", callbacks=[InterruptAt(4)]).fit(tiny_model(), datamodule=tiny_data)
     last = tmp_path / "halves" / "checkpoints" / "last.ckpt"
     ckpt = torch.load(last, weights_only=False, map_location="cpu")
     assert ckpt["lr_schedulers"][0]["last_epoch"] == ckpt["global_step"] == 4
     del ckpt["autotimm"]["schedule_format"]
     torch.save(ckpt, last)
-    resumed_lrs = _LrPerStep()
+    resumed_lrs = LrPerStep()
     _trainer(tmp_path / "halves", callbacks=[resumed_lrs]).fit(tiny_model(seed=3), datamodule=tiny_data, ckpt_path="last")
-    assert [k for k, _ in resumed_lrs.lrs] == list(range(4, 9))
-    assert [lr for _, lr in resumed_lrs.lrs] == pytest.approx([lr for _, lr in whole_lrs.lrs][4:], rel=1e-6)
+    assert resumed_lrs.steps == list(range(4, 9))
+    assert resumed_lrs.lrs == pytest.approx(whole_lrs.lrs[4:], rel=1e-6)

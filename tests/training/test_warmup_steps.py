@@ -5,27 +5,16 @@ from __future__ import annotations
 import math
 
 import pytest
-from lightning.pytorch.callbacks import Callback
 
 from autotimm import AutoTrainer
 
-from training_utils import quiet, tiny_model
-
-
-class _LrPerStep(Callback):
-    """The lr of the first param group at every optimizer step (before the step)."""
-
-    def __init__(self) -> None:
-        self.lrs: list[float] = []
-
-    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
-        self.lrs.append(optimizer.param_groups[0]["lr"])
+from training_utils import LrPerStep, quiet, tiny_model
 
 
 @pytest.mark.parametrize("accumulate, steps_per_epoch", [(1, 3), (2, 2)])
 def test_one_epoch_warmup_ramps_within_the_first_epoch(tiny_data, tmp_path, accumulate, steps_per_epoch):
     # 12 training images, batch 4: 3 batches per epoch -> ceil(3 / accumulate) optimizer steps per epoch.
-    record = _LrPerStep()
+    record = LrPerStep()
     model = tiny_model(lr=1e-3, scheduler="cosine", scheduler_kwargs={"warmup_epochs": 1})
     trainer = AutoTrainer(max_epochs=2, default_root_dir=tmp_path, precision="32-true", callbacks=[record],
                           accumulate_grad_batches=accumulate, limit_val_batches=0, num_sanity_val_steps=0,
