@@ -218,11 +218,10 @@ def _detect_canvases(model: Any, batch: torch.Tensor, *, score_thresh: float | N
     (the canvas's pixels), on the CPU (what letterboxed batches and tiles share)."""
     import torch
 
-    was_training = model.training
     # eval() and train() each set every module's flag (~3 ms apiece for a mobile backbone; walking the
     # modules to look costs ~1.6 ms): switch only a model in training mode
-    switch = was_training
-    if switch:
+    was_training = model.training
+    if was_training:
         model.eval()
     device = model.device
     try:
@@ -236,5 +235,5 @@ def _detect_canvases(model: Any, batch: torch.Tensor, *, score_thresh: float | N
             return [{"boxes": d["boxes"].float().cpu(), "scores": d["scores"].float().cpu(), "labels": d["labels"].cpu()}
                     for d in dets]
     finally:
-        if switch:
-            model.train(was_training)
+        if was_training:
+            model.train()
