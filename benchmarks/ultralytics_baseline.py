@@ -56,38 +56,39 @@ MODELS = ("yolov8n", "yolov8s")
 VAL_CONF, VAL_IOU, VAL_MAX_DET = 0.001, 0.7, 300
 
 
+def _split(name: str) -> Any:
+    """The bundled raccoon ``name`` split ("train" / "val") as autotimm's data module reads it: records
+    with x1y1x2y2 boxes in original pixels and labels 0..K-1, in the json's image order."""
+    from autotimm.data import example
+    from autotimm.data.readers import read_annotations
+
+    raccoon = example("raccoon")
+    return read_annotations("coco", raccoon.train if name == "train" else raccoon.val, raccoon.images_dir)
+
+
 def write_yolo_dataset(root: Path) -> Path:
     """The bundled raccoon split in Ultralytics' YOLO layout under ``root``; returns its data yaml.
 
     ``root/images/{train,val}/`` link to the bundled photos, ``root/labels/{train,val}/<stem>.txt``
-    hold one ``class cx cy w h`` line per COCO box (normalised by the image size the json gives),
-    the class index being the category's rank among the json's category ids.
+    hold one ``class cx cy w h`` line per box (normalised by the image size), with the classes and
+    boxes autotimm reads from the COCO json.
     """
-    from autotimm.data import example
-
-    raccoon = example("raccoon")
     names: list[str] = []
-    for split, annotations in (("train", raccoon.train), ("val", raccoon.val)):
-        coco = json.loads(annotations.read_text())
-        categories = sorted(coco["categories"], key=lambda c: c["id"])
-        index = {c["id"]: i for i, c in enumerate(categories)}
-        names = [c["name"] for c in categories]
-        boxes = defaultdict(list)
-        for a in coco["annotations"]:
-            boxes[a["image_id"]].append(a)
+    for split in ("train", "val"):
+        annotations = _split(split)
+        names = annotations.class_names
         (root / "images" / split).mkdir(parents=True, exist_ok=True)
         (root / "labels" / split).mkdir(parents=True, exist_ok=True)
-        for image in coco["images"]:
-            link = root / "images" / split / image["file_name"]
+        for record in annotations.records:
+            link = root / "images" / split / record.image_path.name
             if not link.exists():
-                link.symlink_to(raccoon.images_dir / image["file_name"])
-            w, h = image["width"], image["height"]
+                link.symlink_to(record.image_path)
+            w, h = record.width, record.height
             lines = [
-                f"{index[a['category_id']]} {(x + bw / 2) / w:.6f} {(y + bh / 2) / h:.6f} {bw / w:.6f} {bh / h:.6f}"
-                for a in boxes[image["id"]]
-                for x, y, bw, bh in [a["bbox"]]
+                f"{label} {(x1 + x2) / 2 / w:.6f} {(y1 + y2) / 2 / h:.6f} {(x2 - x1) / w:.6f} {(y2 - y1) / h:.6f}"
+                for label, (x1, y1, x2, y2) in zip(record.labels.tolist(), record.boxes.tolist())
             ]
-            (root / "labels" / split / f"{Path(image['file_name']).stem}.txt").write_text("".join(f"{line}\n" for line in lines))
+            (root / "labels" / split / f"{record.image_path.stem}.txt").write_text("".join(f"{line}\n" for line in lines))
     data = root / "data.yaml"  # JSON is YAML
     data.write_text(json.dumps({"path": str(root), "train": "images/train", "val": "images/val",
                                 "names": dict(enumerate(names))}, indent=1))
@@ -95,24 +96,12 @@ def write_yolo_dataset(root: Path) -> Path:
 
 
 def val_set() -> tuple[list[Path], list[dict[str, torch.Tensor]]]:
-    """The 40 val photos and their targets (original pixels, x1y1x2y2, labels 0..K-1), json order."""
-    from autotimm.data import example
-
-    raccoon = example("raccoon")
-    coco = json.loads(raccoon.val.read_text())
-    index = {c["id"]: i for i, c in enumerate(sorted(coco["categories"], key=lambda c: c["id"]))}
-    boxes = defaultdict(list)
-    for a in coco["annotations"]:
-        boxes[a["image_id"]].append(a)
-    files, targets = [], []
-    for image in coco["images"]:
-        anns = boxes[image["id"]]
-        xywh = torch.tensor([a["bbox"] for a in anns], dtype=torch.float32).reshape(-1, 4)
-        targets.append({"boxes": torch.cat([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], dim=1),
-                        "labels": torch.tensor([index[a["category_id"]] for a in anns], dtype=torch.int64),
-                        "iscrowd": torch.tensor([a.get("iscrowd", 0) for a in anns], dtype=torch.int64)})
-        files.append(raccoon.images_dir / image["file_name"])
-    return files, targets
+    """The 40 val photos and their targets (original pixels, x1y1x2y2, labels 0..K-1), json order:
+    the ground truth autotimm's own validation scores against."""
+    records = _split("val").records
+    targets = [{"boxes": torch.from_numpy(r.boxes), "labels": torch.from_numpy(r.labels),
+                "iscrowd": torch.from_numpy(r.iscrowd).long()} for r in records]
+    return [r.image_path for r in records], targets
 
 
 def score(weights: Path, files: list[Path], targets: list[dict[str, torch.Tensor]]) -> dict[str, float]:
