@@ -214,10 +214,8 @@ def time_inference(pairs: dict[str, str], rounds: int, threads: int) -> dict[str
     runs: dict[str, dict[str, Any]] = {}
     for preset, ul in pairs.items():
         chosen = DETECTOR_PRESETS[preset]
-        kwargs = {k: v for k, v in chosen.recipe().model_kwargs.items() if k not in ("lr", "weight_decay", "optimizer",
-                  "optimizer_kwargs", "scheduler", "scheduler_kwargs")}
         model = ObjectDetector(FeatureBackboneConfig(chosen.backbone, pretrained=False), num_classes=1,
-                               compile_model=False, **kwargs).eval()
+                               compile_model=False, **chosen.recipe().model_kwargs).eval()
         yolo = YOLO(f"{ul}.yaml")
         yolo.model = DetectionModel(f"{ul}.yaml", nc=1, verbose=False)  # one class, as trained on raccoon
         # at Ultralytics' default confidence threshold (0.25): an untrained FCOS scores ~0.07 everywhere,
